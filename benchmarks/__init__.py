@@ -1,0 +1,10 @@
+"""The built-in benchmarks, registered like any third-party plugin."""
+
+from harness import hookimpl
+
+
+@hookimpl
+def harness_register_benchmarks(registry):
+    from harness_benchmarks.sentiment import Sentiment
+
+    registry.add(Sentiment)

@@ -1,0 +1,71 @@
+"""Content-addressed cache of pipeline stages: ``<root>/<stage>/<hash>/`` folders, written to
+a temporary folder and renamed into place when complete, so an interrupted stage never leaves a
+half-written artifact that a later run would trust."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+CACHE_ENV = "HARNESS_CACHE_DIR"
+DONE = "stage.json"
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rlhf-harness"
+
+
+class StageCache:
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root) if root else default_cache_dir()
+
+    def folder(self, stage: str, key: str) -> Path:
+        return self.root / stage / key
+
+    def get_or_build(self, stage: str, key: str, build: Callable[[Path], None], describe: dict | None = None) -> Path:
+        """The folder of ``stage`` under ``key``, built by ``build(tmp_folder)`` if missing."""
+        final = self.folder(stage, key)
+        if (final / DONE).exists():
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
+        try:
+            started = time.time()
+            build(tmp)
+            info = {"stage": stage, "key": key, "seconds": round(time.time() - started, 3), "created": time.time()}
+            (tmp / DONE).write_text(json.dumps({**info, "inputs": describe or {}}, indent=1, default=str))
+            try:
+                tmp.rename(final)
+            except OSError:  # another process finished the same stage first: keep theirs
+                if not (final / DONE).exists():
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return final
+
+    def entries(self) -> list[dict]:
+        """Every complete stage folder, with its size."""
+        rows = []
+        if not self.root.exists():
+            return rows
+        for done in sorted(self.root.glob(f"*/*/{DONE}")):
+            folder = done.parent
+            info = json.loads(done.read_text())
+            size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+            rows.append({"stage": folder.parent.name, "key": folder.name, "bytes": size, "seconds": info.get("seconds"), "path": str(folder)})
+        return rows
+
+    def clear(self, stage: str | None = None) -> int:
+        """Remove every cached stage (or one stage's folders); return how many were removed."""
+        targets = [e for e in self.entries() if stage is None or e["stage"] == stage]
+        for entry in targets:
+            shutil.rmtree(entry["path"], ignore_errors=True)
+        return len(targets)

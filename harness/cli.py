@@ -1,0 +1,341 @@
+"""The ``harness`` command.
+
+    harness list                                   algorithms, reward models, evaluators, benchmarks
+    harness run --algo ppo [--no-kl] [--seeds 0 1 2] [--budget N] [--benchmark B] [--reward-model R]
+    harness runs | show RUN | leaderboard [--format md|csv|html|latex]
+    harness cache ls | clear
+    harness bench ppo
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness.errors import UsageError, did_you_mean
+
+PROG = "harness"
+STORE_ENV = "HARNESS_STORE"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors and "did you mean" for unknown flags."""
+
+    def error(self, message: str):
+        if message.startswith("unrecognized arguments:"):
+            flags = [a for a in self._option_string_actions if a.startswith("--")]
+            unknown = message.split(":", 1)[1].split()
+            hints = [did_you_mean(u.split("=")[0], flags) for u in unknown if u.startswith("-")]
+            message = f"{message}{''.join(h for h in hints if h)}"
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {value}")
+    return value
+
+
+def _default_store() -> str:
+    return os.environ.get(STORE_ENV, "results/store.sqlite")
+
+
+def _plugins_from_argv(argv: list[str]) -> list[str]:
+    """``--plugin X`` may appear anywhere; plugins must load before flags are known."""
+    found = []
+    for i, arg in enumerate(argv):
+        if arg == "--plugin" and i + 1 < len(argv):
+            found.append(argv[i + 1])
+        elif arg.startswith("--plugin="):
+            found.append(arg.split("=", 1)[1])
+    return found
+
+
+def _host(argv: list[str]):
+    from harness.plugins import load_plugins
+
+    host = load_plugins(_plugins_from_argv(argv))
+    host.report_errors()
+    return host
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                        help="load a plugin file or module (repeatable; also $HARNESS_PLUGINS)")
+
+
+def _store_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", default=_default_store(), help="SQLite results store (default: %(default)s; $HARNESS_STORE)")
+
+
+# -------------------------------------------------------------------------
+# harness run
+# -------------------------------------------------------------------------
+
+
+def _run_base_parser(add_help: bool) -> ArgumentParser:
+    parser = ArgumentParser(prog=f"{PROG} run", add_help=add_help, description="Train one algorithm on one benchmark, per seed; evaluate; store.")
+    parser.add_argument("--algo", default="best-of-n", help="algorithm to run (harness list shows them; default: %(default)s)")
+    parser.add_argument("--benchmark", default="sentiment", help="benchmark (default: %(default)s)")
+    parser.add_argument("--reward-model", default="pairwise", help="proxy reward model to optimize (default: %(default)s)")
+    parser.add_argument("--seeds", nargs="+", type=_seed, default=[0], metavar="SEED", help="one run per seed (default: 0)")
+    parser.add_argument("--budget", type=_positive_int, default=None, help="training episodes (default: the benchmark's)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
+    parser.add_argument("--bench", action="append", default=[], metavar="KEY=VALUE", help="override a benchmark setting (repeatable)")
+    _store_arg(parser)
+    parser.add_argument("--results-dir", default="results", help="where run folders go (default: %(default)s)")
+    parser.add_argument("--cache-dir", default=None, help="stage cache (default: $HARNESS_CACHE_DIR or ~/.cache/rlhf-harness)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _common(parser)
+    return parser
+
+
+def cmd_run(argv: list[str]) -> int:
+    from harness.cache import StageCache
+    from harness.config import add_dataclass_arguments, build_config, parse_overrides
+
+    host = _host(argv)
+    known, _ = _run_base_parser(add_help=False).parse_known_args([a for a in argv if a not in ("-h", "--help")])
+    algo = host.algorithms.get(known.algo)
+    rm = host.reward_models.get(known.reward_model)
+    bench = host.benchmarks.get(known.benchmark)
+
+    parser = _run_base_parser(add_help=True)
+    add_dataclass_arguments(parser, algo.cls.Config, title=f"{known.algo} options")
+    add_dataclass_arguments(parser, rm.cls.Config, prefix="rm_", title=f"reward model {known.reward_model!r} options")
+    args = parser.parse_args(argv)
+
+    from harness.runner import RunRequest, run
+
+    request = RunRequest(
+        algorithm=args.algo,
+        benchmark=args.benchmark,
+        reward_model=args.reward_model,
+        algo_config=build_config(algo.cls.Config, args, what=f"--algo {args.algo}"),
+        rm_config=build_config(rm.cls.Config, args, prefix="rm_", what=f"--reward-model {args.reward_model}"),
+        bench_config=parse_overrides(bench.cls.Config, args.bench, what=f"--bench ({args.benchmark})"),
+        seeds=args.seeds,
+        budget=args.budget,
+        device=args.device,
+        store=Path(args.store),
+        results_dir=Path(args.results_dir),
+        cache=StageCache(args.cache_dir),
+        quiet=args.quiet,
+    )
+    if args.quiet:
+        os.environ["HARNESS_QUIET"] = "1"
+    results = run(host, request)
+    _print_results(results)
+    return 0 if all(r.status == "finished" for r in results) else 1
+
+
+def _print_results(results) -> None:
+    for r in results:
+        print(f"run {r.run_id}  {r.name}  {r.status}")
+        if r.error:
+            print(f"  error: {r.error}")
+        for key in sorted(r.metrics):
+            if key.startswith("eval/"):
+                print(f"  {key:<18} {r.metrics[key]: .4f}")
+
+
+# -------------------------------------------------------------------------
+# the other commands
+# -------------------------------------------------------------------------
+
+
+def cmd_list(argv: list[str]) -> int:
+    parser = ArgumentParser(prog=f"{PROG} list", description="Everything the loaded plugins registered.")
+    _common(parser)
+    parser.parse_args(argv)
+    host = _host(argv)
+    for title, registry in [("algorithms", host.algorithms), ("reward models", host.reward_models),
+                            ("evaluators", host.evaluators), ("benchmarks", host.benchmarks)]:
+        print(f"{title}:")
+        width = max((len(e.name) for e in registry.entries()), default=0)
+        for e in registry.entries():
+            print(f"  {e.name:<{width}}  {e.description}  [{e.plugin}]")
+    if host.errors:
+        print("plugins that failed to load:")
+        for err in host.errors:
+            print(f"  {err.plugin}: {err.error}")
+    return 0
+
+
+def cmd_runs(argv: list[str]) -> int:
+    from harness.store import Store
+
+    parser = ArgumentParser(prog=f"{PROG} runs", description="List stored runs.")
+    _store_arg(parser)
+    parser.add_argument("--benchmark")
+    parser.add_argument("--algo")
+    parser.add_argument("--status")
+    args = parser.parse_args(argv)
+    with Store(args.store) as store:
+        runs = store.list_runs(benchmark=args.benchmark, algorithm=args.algo, status=args.status)
+        if not runs:
+            print(f"no runs in {args.store}")
+            return 0
+        print(f"{'run':<12}  {'benchmark':<11} {'algorithm':<12} {'seed':>4}  {'status':<11} {'gold':>7}  {'kl':>7}  {'wall s':>7}")
+        for r in runs:
+            gold, kl = r.metrics.get("eval/gold", float("nan")), r.metrics.get("eval/kl", float("nan"))
+            wall = r.wall_seconds if r.wall_seconds is not None else float("nan")
+            print(f"{r.run_id:<12}  {r.benchmark:<11} {r.algorithm:<12} {r.seed:>4}  {r.status:<11} {gold:>7.3f}  {kl:>7.3f}  {wall:>7.1f}")
+    return 0
+
+
+def cmd_show(argv: list[str]) -> int:
+    import json
+
+    from harness.store import Store
+
+    parser = ArgumentParser(prog=f"{PROG} show", description="Show one run: config, metrics, curve summary, samples.")
+    parser.add_argument("run", help="run id or a unique prefix of it")
+    parser.add_argument("--samples", type=int, default=5, help="samples to print (default: %(default)s)")
+    _store_arg(parser)
+    args = parser.parse_args(argv)
+    with Store(args.store) as store:
+        r = store.get_run(args.run)
+        print(f"run {r.run_id}  {r.name}\n  status: {r.status}" + (f"  error: {r.error}" if r.error else ""))
+        print(f"  benchmark: {r.benchmark} v{r.benchmark_version}  algorithm: {r.algorithm}  reward model: {r.reward_model}"
+              f"{' (oracle)' if r.rm_is_oracle else ''}  seed: {r.seed}")
+        print(f"  config: {json.dumps(r.algo_config, sort_keys=True)}")
+        print(f"  budget: {json.dumps(r.budget_used)}  wall: {r.wall_seconds}s  folder: {r.run_dir}")
+        print(f"  git: {json.dumps(r.manifest.get('git'))}")
+        if r.metrics:
+            print("metrics:")
+            for key in sorted(r.metrics):
+                print(f"  {key:<24} {r.metrics[key]: .4f}")
+        curves = store.curves(r.run_id)
+        if len(curves):
+            print(f"training curve: {len(curves)} steps; last step:")
+            last = curves.iloc[-1]
+            for key in curves.columns:
+                if key != "step":
+                    print(f"  {key:<28} {last[key]: .4f}")
+        for s in store.samples(r.run_id, limit=args.samples):
+            print(f"sample (gold {s['gold']:+.3f}, proxy {s['proxy']:+.3f}): {s['prompt']} ▸ {s['response']}")
+    return 0
+
+
+def cmd_leaderboard(argv: list[str]) -> int:
+    from harness.leaderboard import FORMATS, build_leaderboard, render, write_leaderboard
+    from harness.store import Store
+
+    parser = ArgumentParser(prog=f"{PROG} leaderboard", description="Mean and 95% CI over seeds, per benchmark and config.")
+    _store_arg(parser)
+    parser.add_argument("--benchmark")
+    parser.add_argument("--format", default="md", help=f"one of {', '.join(FORMATS)} (default: %(default)s)")
+    parser.add_argument("--out", default=None, help="also write LEADERBOARD.md and leaderboard.csv into this folder")
+    args = parser.parse_args(argv)
+    if args.format not in FORMATS:
+        raise UsageError(f"--format {args.format!r} is not one of {', '.join(FORMATS)}{did_you_mean(args.format, FORMATS)}")
+    if not Path(args.store).exists():
+        raise UsageError(f"no store at {args.store}; run `harness run` first")
+    with Store(args.store) as store:
+        frame = store.metrics_frame(benchmark=args.benchmark)
+    table = build_leaderboard(frame)
+    higher = frame.attrs.get("higher_is_better", {})
+    print(render(table, args.format, higher_is_better=higher))
+    if args.out:
+        for path in write_leaderboard(table, Path(args.out), higher):
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_cache(argv: list[str]) -> int:
+    from harness.cache import StageCache
+
+    parser = ArgumentParser(prog=f"{PROG} cache", description="The stage cache (pretrained models, SFT, RM data, RMs).")
+    parser.add_argument("action", choices=["ls", "clear"])
+    parser.add_argument("--stage", default=None, help="only this stage (data, base_lm, sft, judge, preferences, reward_model)")
+    parser.add_argument("--cache-dir", default=None)
+    args = parser.parse_args(argv)
+    cache = StageCache(args.cache_dir)
+    if args.action == "ls":
+        entries = cache.entries()
+        print(f"cache: {cache.root}")
+        for e in entries:
+            if args.stage in (None, e["stage"]):
+                print(f"  {e['stage']:<13} {e['key']}  {e['bytes'] / 1e6:7.2f} MB  built in {e['seconds']}s")
+        if not entries:
+            print("  (empty)")
+    else:
+        print(f"removed {cache.clear(args.stage)} cached stage(s) from {cache.root}")
+    return 0
+
+
+def cmd_bench(argv: list[str]) -> int:
+    from harness import bench
+
+    return bench.main(argv)
+
+
+COMMANDS = {
+    "list": cmd_list,
+    "run": cmd_run,
+    "runs": cmd_runs,
+    "show": cmd_show,
+    "leaderboard": cmd_leaderboard,
+    "cache": cmd_cache,
+    "bench": cmd_bench,
+}
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is fetched from a hub at run time
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"{PROG}: error: unknown command {command!r}{did_you_mean(command, COMMANDS)}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    _quiet_libraries()
+    from harness.registry import RegistrationError
+
+    try:
+        return COMMANDS[command](rest)
+    except (UsageError, RegistrationError) as exc:
+        print(f"{PROG} {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG} {command}: interrupted; the store is consistent (the current run is marked interrupted)", file=sys.stderr)
+        return 130
+    except SystemExit as exc:  # argparse --help
+        return int(exc.code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Errors that are the user's to fix: the CLI prints them as one line and exits 2."""
+
+from __future__ import annotations
+
+import difflib
+
+
+class UsageError(Exception):
+    """A user mistake (unknown name, bad value, malformed file): no traceback, exit 2."""
+
+
+def did_you_mean(word: str, choices) -> str:
+    """`` (did you mean 'ppo'?)`` when ``word`` is close to one of ``choices``, else ``''``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,72 @@
+"""Registries: name → class, filled by the registration hooks, checked at lookup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, is_dataclass
+
+from harness.errors import UsageError, did_you_mean
+
+
+class RegistrationError(Exception):
+    """A plugin registered something invalid (a clash, a wrong base class)."""
+
+
+@dataclass
+class Entry:
+    name: str
+    cls: type
+    plugin: str
+
+    @property
+    def description(self) -> str:
+        return self.cls.description
+
+
+class Registry:
+    """One kind of plugin class (algorithm, reward model, evaluator, benchmark)."""
+
+    def __init__(self, kind: str, base: type):
+        self.kind = kind
+        self.base = base
+        self._entries: dict[str, Entry] = {}
+        #: set by the plugin manager to the plugin whose hook is being called
+        self.current_plugin = "<unknown>"
+
+    def add(self, cls: type, name: str | None = None) -> None:
+        """Register ``cls`` under ``name`` (default: ``cls.name``)."""
+        name = name or getattr(cls, "name", "")
+        if not isinstance(cls, type) or not issubclass(cls, self.base):
+            raise RegistrationError(
+                f"plugin {self.current_plugin!r} registered {cls!r} as {self.kind} {name!r}, "
+                f"but it is not a subclass of {self.base.__module__}.{self.base.__name__}"
+            )
+        if not name:
+            raise RegistrationError(f"plugin {self.current_plugin!r} registered {cls.__name__} as a {self.kind} with no name")
+        if not is_dataclass(cls.Config):
+            raise RegistrationError(f"{self.kind} {name!r} from plugin {self.current_plugin!r}: Config must be a dataclass")
+        if name in self._entries:
+            other = self._entries[name]
+            raise RegistrationError(
+                f"{self.kind} {name!r} is registered twice: by plugin {other.plugin!r} and by plugin {self.current_plugin!r}"
+            )
+        self._entries[name] = Entry(name, cls, self.current_plugin)
+
+    def get(self, name: str) -> Entry:
+        """The entry for ``name``; an unknown name is a :class:`UsageError` listing the valid ones."""
+        if name not in self._entries:
+            raise UsageError(
+                f"unknown {self.kind} {name!r}{did_you_mean(name, self._entries)}; valid: {', '.join(self.names())}"
+            )
+        return self._entries[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)

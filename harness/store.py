@@ -1,0 +1,463 @@
+"""The results store: one embedded SQLite file holding runs, training curves, metrics and samples.
+
+Every record a leaderboard is built from lives here (see :func:`Store.metrics_frame`):
+
+- ``runs``    — one row per run: benchmark, algorithm and reward model with their configs, seed,
+  status, timings, declared and used budget, and the manifest (git commit, package versions,
+  hardware) that makes the run reproducible;
+- ``curves``  — ``(run_id, step, key) -> value``, logged while training;
+- ``metrics`` — final evaluation ``(run_id, key) -> value`` with each metric's ``higher_is_better``;
+- ``samples`` — a few evaluated responses per run, for eyeballing reward hacking.
+
+Several processes (a sweep's workers) may write to one store at once: the file is in WAL mode,
+writers wait up to 30 s for the lock, and every write is a single transaction, so a crash or a
+Ctrl-C never leaves half a write behind. A run whose process dies simply stays ``running``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from harness.errors import UsageError
+
+SCHEMA_VERSION = 1
+STATUSES = ("running", "finished", "failed", "interrupted")
+BUSY_TIMEOUT_S = 30.0
+
+#: The run columns of :meth:`Store.metrics_frame`; every other column there is a metric.
+RUN_FRAME_COLUMNS = (
+    "run_id",
+    "benchmark",
+    "benchmark_version",
+    "algorithm",
+    "config_hash",
+    "algo_config",
+    "reward_model",
+    "rm_is_oracle",
+    "seed",
+    "budget_used",
+    "wall_seconds",
+)
+
+_SCHEMA = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE runs (
+    run_id            TEXT PRIMARY KEY,
+    name              TEXT NOT NULL,
+    benchmark         TEXT NOT NULL,
+    benchmark_version TEXT,
+    benchmark_config  TEXT NOT NULL,  -- JSON
+    algorithm         TEXT NOT NULL,
+    algo_config       TEXT NOT NULL,  -- JSON
+    config_hash       TEXT NOT NULL,
+    reward_model      TEXT,
+    rm_config         TEXT NOT NULL,  -- JSON
+    rm_is_oracle      INTEGER NOT NULL,
+    seed              INTEGER NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'interrupted')),
+    error             TEXT,
+    created_at        TEXT NOT NULL,  -- ISO-8601 UTC
+    started_at        TEXT NOT NULL,
+    finished_at       TEXT,
+    wall_seconds      REAL,
+    budget            TEXT NOT NULL,  -- JSON: the declared budget
+    budget_used       TEXT,           -- JSON
+    manifest          TEXT NOT NULL,  -- JSON: git commit, package versions, hardware
+    run_dir           TEXT
+);
+CREATE INDEX runs_created ON runs (created_at);
+CREATE INDEX runs_benchmark ON runs (benchmark, algorithm);
+CREATE TABLE curves (
+    run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    step   INTEGER NOT NULL,
+    key    TEXT NOT NULL,
+    value  REAL,  -- NULL stands for NaN (SQLite cannot hold NaN)
+    PRIMARY KEY (run_id, step, key)
+) WITHOUT ROWID;
+CREATE TABLE metrics (
+    run_id           TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    key              TEXT NOT NULL,
+    value            REAL,  -- NULL stands for NaN
+    higher_is_better INTEGER,  -- NULL: unknown
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE TABLE samples (
+    run_id   TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    idx      INTEGER NOT NULL,
+    prompt   TEXT NOT NULL,
+    response TEXT NOT NULL,
+    gold     REAL,
+    proxy    REAL,
+    extra    TEXT NOT NULL,  -- JSON: every other key of the sample
+    PRIMARY KEY (run_id, idx)
+);
+"""
+
+_JSON_COLUMNS = ("benchmark_config", "algo_config", "rm_config", "budget", "budget_used", "manifest")
+
+
+@dataclass
+class RunRecord:
+    """One row of ``runs``, JSON columns decoded, with the run's final metrics."""
+
+    run_id: str
+    name: str
+    benchmark: str
+    benchmark_version: str | None
+    benchmark_config: dict[str, Any]
+    algorithm: str
+    algo_config: dict[str, Any]
+    config_hash: str
+    reward_model: str | None
+    rm_config: dict[str, Any]
+    rm_is_oracle: bool
+    seed: int
+    status: str
+    error: str | None
+    created_at: str
+    started_at: str
+    finished_at: str | None
+    wall_seconds: float | None
+    budget: dict[str, Any]
+    budget_used: dict[str, Any] | None
+    manifest: dict[str, Any]
+    run_dir: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    higher_is_better: dict[str, bool] = field(default_factory=dict)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _dumps(value: Any) -> str | None:
+    # default=str: a stray Path or enum in a config is recorded, not fatal at the end of a run.
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def _real(value: Any) -> float | None:
+    """A float for a REAL column; NaN becomes NULL explicitly rather than by SQLite's accident."""
+    x = float(value)
+    return None if math.isnan(x) else x
+
+
+def _float(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+class Store:
+    """The results store at ``path`` (created with its schema when missing).
+
+    One connection per object; use it from the thread that made it. ``with Store(p) as s:``
+    closes it on exit.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are begun explicitly in _write (BEGIN IMMEDIATE).
+        self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL is durable against process crashes in WAL mode; only power loss can
+            # drop the last commits, never corrupt the file.
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._ensure_schema()
+        except sqlite3.DatabaseError as e:
+            self._conn.close()
+            raise UsageError(f"{self.path} is not a harness store: {e}") from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # -------------------------------------------------------------------------
+    # plumbing
+    # -------------------------------------------------------------------------
+
+    def _ensure_schema(self) -> None:
+        if self._schema_version() == SCHEMA_VERSION:
+            return
+        with self._write() as conn:  # re-checked under the lock: another process may have won
+            version = self._schema_version()
+            if version is None:
+                # Statement by statement: executescript would commit the open transaction first.
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            elif version != SCHEMA_VERSION:
+                raise UsageError(
+                    f"{self.path} is a harness store of schema version {version}; this harness reads version {SCHEMA_VERSION}"
+                )
+
+    def _schema_version(self) -> int | None:
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "schema_version" not in tables:
+            if tables:
+                raise UsageError(f"{self.path} is not a harness store: it holds other tables ({', '.join(sorted(tables))})")
+            return None
+        row = self._conn.execute("SELECT version FROM schema_version").fetchone()
+        return None if row is None else int(row[0])
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. IMMEDIATE takes the write lock up front, so concurrent writers
+        queue on busy_timeout instead of failing on a read-to-write lock upgrade; any exception,
+        KeyboardInterrupt included, rolls the whole transaction back."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.rollback()
+            raise
+        self._conn.commit()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def _no_run(self, run_id: str) -> UsageError:
+        return UsageError(f"no run '{run_id}' in {self.path}; `harness runs` lists them")
+
+    # -------------------------------------------------------------------------
+    # writing
+    # -------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        name: str,
+        benchmark: str,
+        benchmark_version: str | None,
+        benchmark_config: dict[str, Any],
+        algorithm: str,
+        algo_config: dict[str, Any],
+        config_hash: str,
+        reward_model: str | None,
+        rm_config: dict[str, Any],
+        rm_is_oracle: bool,
+        seed: int,
+        budget: dict[str, Any],
+        manifest: dict[str, Any],
+        run_dir: str | Path | None,
+        run_id: str | None = None,
+    ) -> str:
+        """Record a new run with status ``running``; return its id (a fresh 12-hex id by default)."""
+        run_id = run_id or uuid.uuid4().hex[:12]
+        now = _now()
+        row = {
+            "run_id": run_id,
+            "name": name,
+            "benchmark": benchmark,
+            "benchmark_version": None if benchmark_version is None else str(benchmark_version),
+            "benchmark_config": _dumps(benchmark_config),
+            "algorithm": algorithm,
+            "algo_config": _dumps(algo_config),
+            "config_hash": config_hash,
+            "reward_model": reward_model,
+            "rm_config": _dumps(rm_config),
+            "rm_is_oracle": int(bool(rm_is_oracle)),
+            "seed": int(seed),
+            "status": "running",
+            "created_at": now,
+            "started_at": now,
+            "budget": _dumps(budget),
+            "manifest": _dumps(manifest),
+            "run_dir": None if run_dir is None else str(run_dir),
+        }
+        sql = f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})"
+        try:
+            with self._write() as conn:
+                conn.execute(sql, row)
+        except sqlite3.IntegrityError as e:
+            if self._exists(run_id):
+                raise UsageError(f"run id '{run_id}' already exists in {self.path}") from None
+            raise e
+        return run_id
+
+    def log_metrics(self, run_id: str, step: int, metrics: Mapping[str, float]) -> None:
+        """Record training-curve points at ``step`` (a repeated (step, key) overwrites)."""
+        rows = ((run_id, int(step), key, _real(value)) for key, value in metrics.items())
+        try:
+            with self._write() as conn:
+                conn.executemany("INSERT OR REPLACE INTO curves VALUES (?, ?, ?, ?)", rows)
+        except sqlite3.IntegrityError:  # the foreign key: no such run
+            raise self._no_run(run_id) from None
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        metrics: Mapping[str, float] | None = None,
+        higher_is_better: Mapping[str, bool] | None = None,
+        budget_used: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Close a run: set its status, finish time and wall time, and store its final metrics,
+        all in one transaction. ``higher_is_better`` maps metric keys to their direction."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        hib = higher_is_better or {}
+        with self._write() as conn:
+            row = conn.execute("SELECT started_at FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise self._no_run(run_id)
+            finished = _now()
+            wall = (datetime.fromisoformat(finished) - datetime.fromisoformat(row["started_at"])).total_seconds()
+            conn.execute(
+                "UPDATE runs SET status = ?, error = ?, finished_at = ?, wall_seconds = ?, budget_used = ? WHERE run_id = ?",
+                (status, error, finished, wall, _dumps(budget_used), run_id),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)",
+                (
+                    (run_id, key, _real(value), None if hib.get(key) is None else int(bool(hib[key])))
+                    for key, value in (metrics or {}).items()
+                ),
+            )
+
+    def add_samples(self, run_id: str, samples: list[Mapping[str, Any]]) -> None:
+        """Append samples: each has ``prompt`` and ``response``, optionally ``gold`` and
+        ``proxy``; any other keys are kept as JSON."""
+
+        def rows(start: int) -> Iterator[tuple]:
+            for i, sample in enumerate(samples):
+                extra = {k: v for k, v in sample.items() if k not in ("prompt", "response", "gold", "proxy")}
+                gold, proxy = sample.get("gold"), sample.get("proxy")
+                yield (
+                    run_id,
+                    start + i,
+                    str(sample["prompt"]),
+                    str(sample["response"]),
+                    None if gold is None else _real(gold),
+                    None if proxy is None else _real(proxy),
+                    _dumps(extra),
+                )
+
+        try:
+            with self._write() as conn:
+                start = conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM samples WHERE run_id = ?", (run_id,)).fetchone()[0]
+                conn.executemany("INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)", rows(start))
+        except sqlite3.IntegrityError:
+            raise self._no_run(run_id) from None
+
+    # -------------------------------------------------------------------------
+    # reading
+    # -------------------------------------------------------------------------
+
+    def _exists(self, run_id: str) -> bool:
+        return self._conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+
+    def _records(self, rows: list[sqlite3.Row]) -> list[RunRecord]:
+        records = []
+        for row in rows:
+            data = dict(row)
+            for col in _JSON_COLUMNS:
+                data[col] = None if data[col] is None else json.loads(data[col])
+            data["rm_is_oracle"] = bool(data["rm_is_oracle"])
+            records.append(RunRecord(**data))
+        by_id = {r.run_id: r for r in records}
+        if by_id:
+            marks = ", ".join("?" * len(by_id))
+            for m in self._conn.execute(f"SELECT * FROM metrics WHERE run_id IN ({marks})", list(by_id)):
+                record = by_id[m["run_id"]]
+                record.metrics[m["key"]] = _float(m["value"])
+                if m["higher_is_better"] is not None:
+                    record.higher_is_better[m["key"]] = bool(m["higher_is_better"])
+        return records
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run with id ``run_id``, or the only one whose id starts with it."""
+        rows = self._conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchall()
+        if not rows and run_id:
+            rows = self._conn.execute(
+                "SELECT * FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY created_at, run_id", (len(run_id), run_id)
+            ).fetchall()
+        if not rows:
+            raise self._no_run(run_id)
+        if len(rows) > 1:
+            matches = ", ".join(f"{r['run_id']} ({r['name']})" for r in rows[:10])
+            more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+            raise UsageError(f"run id prefix '{run_id}' is ambiguous: it matches {matches}{more}")
+        return self._records(rows)[0]
+
+    def list_runs(
+        self, *, benchmark: str | None = None, algorithm: str | None = None, status: str | None = None
+    ) -> list[RunRecord]:
+        """Runs matching every filter given, oldest first."""
+        filters = {"benchmark": benchmark, "algorithm": algorithm, "status": status}
+        where = [f"{col} = :{col}" for col, value in filters.items() if value is not None]
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at, run_id"
+        return self._records(self._conn.execute(sql, filters).fetchall())
+
+    def curves(self, run_id: str) -> pd.DataFrame:
+        """The training curves of a run, wide: a ``step`` column and one column per key."""
+        sql = "SELECT step, key, value FROM curves WHERE run_id = ? ORDER BY step, key"
+        long = pd.read_sql_query(sql, self._conn, params=(run_id,))
+        if long.empty:
+            return pd.DataFrame({"step": pd.Series(dtype="int64")})
+        wide = long.pivot(index="step", columns="key", values="value").astype("float64").reset_index()
+        wide.columns.name = None
+        return wide
+
+    def metrics(self, run_id: str) -> dict[str, float]:
+        """The final metrics of a run (NaN where NaN was stored)."""
+        rows = self._conn.execute("SELECT key, value FROM metrics WHERE run_id = ? ORDER BY key", (run_id,))
+        return {key: _float(value) for key, value in rows}
+
+    def samples(self, run_id: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """A run's samples in the order they were added, as the dicts that were given."""
+        rows = self._conn.execute(
+            "SELECT prompt, response, gold, proxy, extra FROM samples WHERE run_id = ? ORDER BY idx LIMIT ?",
+            (run_id, -1 if limit is None else int(limit)),
+        )
+        return [{"prompt": p, "response": r, "gold": g, "proxy": x, **json.loads(e)} for p, r, g, x, e in rows]
+
+    def metrics_frame(self, *, benchmark: str | None = None, status: str | None = "finished") -> pd.DataFrame:
+        """One row per run (``status=None``: any status) with :data:`RUN_FRAME_COLUMNS` plus one
+        float column per metric key. ``frame.attrs["higher_is_better"]`` maps metric keys to
+        their direction, where the runs recorded one."""
+        filters = {"benchmark": benchmark, "status": status}
+        where = " AND ".join(f"{col} = :{col}" for col, value in filters.items() if value is not None)
+        where = f"WHERE {where}" if where else ""
+        cols = ", ".join(RUN_FRAME_COLUMNS)
+        runs = pd.read_sql_query(f"SELECT {cols} FROM runs {where} ORDER BY created_at, run_id", self._conn, params=filters)
+        runs["algo_config"] = runs["algo_config"].map(json.loads)
+        runs["budget_used"] = runs["budget_used"].map(lambda s: json.loads(s) if isinstance(s, str) else {})
+        runs["rm_is_oracle"] = runs["rm_is_oracle"].astype(bool)
+        runs["wall_seconds"] = runs["wall_seconds"].astype("float64")
+
+        metrics = pd.read_sql_query(
+            f"SELECT m.run_id, m.key, m.value, m.higher_is_better FROM metrics m JOIN runs USING (run_id) {where}",
+            self._conn,
+            params=filters,
+        )
+        hib = {k: bool(v) for k, v in zip(metrics["key"], metrics["higher_is_better"]) if pd.notna(v)}
+        if not metrics.empty:
+            wide = metrics.pivot(index="run_id", columns="key", values="value").astype("float64")
+            keys = sorted(k for k in wide.columns if k not in RUN_FRAME_COLUMNS)  # a clash would shadow a run column
+            runs = runs.join(wide[keys], on="run_id")
+        runs.attrs["higher_is_better"] = hib
+        return runs

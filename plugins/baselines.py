@@ -1,0 +1,68 @@
+"""Baselines: ``sft`` (the starting policy, unchanged) and ``best-of-n`` (sample n responses
+from π_sft, keep the one the proxy RM scores highest)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from harness import hookimpl
+from harness.api import GenerationSettings, Policy, PolicyOptimizer, Rollout, TrainContext
+from harness.config import help_field
+
+
+class SFT(PolicyOptimizer):
+    name = "sft"
+    description = "π_sft itself, no optimization (every other row is measured against it)"
+
+    def train(self, ctx: TrainContext) -> Policy:
+        return Policy(ctx.policy, ctx.tokenizer)
+
+
+@dataclass
+class BestOfNConfig:
+    n: int = help_field("samples per prompt; the proxy RM keeps the best", 8)
+
+    def __post_init__(self):
+        if self.n < 1:
+            raise ValueError(f"--n must be >= 1, got {self.n}")
+
+
+class BestOfNPolicy(Policy):
+    """π_sft followed by a proxy-RM argmax over ``n`` samples. Its per-token log-probs are not
+    tractable, but its KL to π_sft is known: log n − (n − 1)/n (Stiennon et al. 2020) — a
+    built-in check on the KL estimator's scale."""
+
+    def __init__(self, model, tokenizer, reward_model, n: int):
+        super().__init__(model, tokenizer)
+        self.reward_model, self.n = reward_model, n
+        self.analytic_kl = math.log(n) - (n - 1) / n
+        self.rm_queries = 0
+
+    def sample(self, prompts: list[str], settings: GenerationSettings, generator: torch.Generator) -> Rollout:
+        candidates = super().sample([p for p in prompts for _ in range(self.n)], settings, generator)
+        scores = self.reward_model.score(candidates).view(len(prompts), self.n)
+        self.rm_queries += len(candidates)
+        best = torch.arange(len(prompts)) * self.n + scores.argmax(1).cpu()
+        chosen = candidates.select(best)
+        chosen.prompts = list(prompts)
+        return chosen
+
+
+class BestOfN(PolicyOptimizer):
+    name = "best-of-n"
+    description = "rejection sampling: n samples from π_sft, the proxy RM keeps the best (no training)"
+    Config = BestOfNConfig
+
+    def train(self, ctx: TrainContext) -> Policy:
+        # No training: the n-fold sampling cost is paid at inference and logged as such.
+        ctx.log(0, {"bon/n": self.config.n, "bon/analytic_kl": math.log(self.config.n) - (self.config.n - 1) / self.config.n})
+        return BestOfNPolicy(ctx.policy, ctx.tokenizer, ctx.reward_model, self.config.n)
+
+
+@hookimpl
+def harness_register_algorithms(registry):
+    registry.add(SFT)
+    registry.add(BestOfN)

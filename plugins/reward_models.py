@@ -1,0 +1,86 @@
+"""Built-in reward models: ``pairwise`` (Bradley–Terry on the annotator's pairs) and ``gold``
+(r* itself, an oracle upper bound that tables mark as such)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from harness import hookimpl
+from harness.api import FittedRewardModel, RewardFitContext, RewardModel, Rollout
+from harness.config import help_field
+from harness.generation import sample_rollout
+from harness.lm import lm_to_classifier
+from harness.reward import ClassifierReward, fit_on_rankings, held_out_metrics
+
+
+@dataclass
+class PairwiseConfig:
+    epochs: float = help_field("epochs over the preference pairs", 3.0)
+    lr: float = help_field("AdamW learning rate", 5e-4)
+    batch_size: int = help_field("pairs per step", 64)
+    normalise: bool = help_field("rescale scores to mean 0, std 1 on π_sft samples", True)
+
+    def __post_init__(self):
+        if self.epochs <= 0 or self.lr <= 0 or self.batch_size <= 0:
+            raise ValueError("--rm-epochs, --rm-lr and --rm-batch-size must be > 0")
+
+
+class Pairwise(RewardModel):
+    name = "pairwise"
+    description = "Bradley–Terry reward model (GPT-2 classifier from π_sft) on annotated pairs"
+    Config = PairwiseConfig
+    preference_kind = "pairs"
+
+    def _preferences(self, ctx: RewardFitContext) -> dict[str, list[dict]]:
+        return ctx.artifacts.preferences(self.preference_kind)
+
+    def fit(self, ctx: RewardFitContext) -> FittedRewardModel:
+        art, c = ctx.artifacts, self.config
+        data = self._preferences(ctx)
+        # InstructGPT initialises the RM from the SFT model; the score head is fresh.
+        model = lm_to_classifier(art.load_sft(), seed=art.config.seed + 4).to(ctx.device)
+        fit_on_rankings(model, art.tokenizer, data["train"], epochs=c.epochs, lr=c.lr, batch_size=c.batch_size,
+                        seed=art.config.seed + 4, device=ctx.device, quiet=art.quiet)
+        fitted = ClassifierReward(model)
+        if c.normalise:
+            samples = sample_rollout(art.load_sft(), art.tokenizer, art.train_prompts * 4, art.generation,
+                                     torch.Generator().manual_seed(art.config.seed + 5))
+            fitted.normalise_on(samples)
+        fitted.metrics = held_out_metrics(fitted, art.tokenizer, data["eval"], ctx.device)
+        return fitted
+
+    def save(self, fitted: FittedRewardModel, folder: Path) -> bool:
+        fitted.save(folder)
+        return True
+
+    def load(self, ctx: RewardFitContext, folder: Path) -> FittedRewardModel:
+        return ClassifierReward.load(folder, ctx.device)
+
+
+class GoldScores(FittedRewardModel):
+    is_oracle = True
+
+    def __init__(self, artifacts):
+        self.artifacts = artifacts
+        self.metrics = {}
+
+    def score(self, rollout: Rollout) -> torch.Tensor:
+        return self.artifacts.gold(rollout).to(rollout.response_ids.device)
+
+
+class Gold(RewardModel):
+    name = "gold"
+    description = "the gold reward r* itself: an oracle upper bound, not a fair comparison"
+    preference_kind = None
+
+    def fit(self, ctx: RewardFitContext) -> FittedRewardModel:
+        return GoldScores(ctx.artifacts)
+
+
+@hookimpl
+def harness_register_reward_models(registry):
+    registry.add(Pairwise)
+    registry.add(Gold)

@@ -1,0 +1,162 @@
+"""Leaderboards from a real store: means and t-intervals by hand, sort order, every renderer."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.errors import UsageError
+from harness.leaderboard import EMPTY_MESSAGE, FORMATS, build_leaderboard, render, write_leaderboard
+from harness.store import Store
+
+# Student's t quantile with 2 dof in closed form: t_p = (2p - 1) * sqrt(2 / (4p(1 - p))).
+T_975_2DOF = 0.95 * math.sqrt(2 / (4 * 0.975 * 0.025))  # 4.30265272974946
+HIB = {"eval/gold": True, "eval/kl": False}
+
+
+def add_run(store: Store, algorithm: str, seed: int, metrics: dict[str, float], **overrides) -> str:
+    fields = dict(
+        name=f"sentiment__{algorithm}__{seed}",
+        benchmark="sentiment",
+        benchmark_version="1",
+        benchmark_config={},
+        algorithm=algorithm,
+        algo_config={"kl_coef": 0.05},
+        config_hash=f"hash-{algorithm}",
+        reward_model="bradley-terry",
+        rm_config={},
+        rm_is_oracle=False,
+        seed=seed,
+        budget={"episodes": 64},
+        manifest={},
+        run_dir=None,
+    )
+    run_id = store.create_run(**(fields | overrides))
+    store.finish_run(run_id, status="finished", metrics=metrics, higher_is_better=HIB, budget_used={"episodes_used": 64})
+    return run_id
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Store(tmp_path / "store.sqlite") as s:
+        # ppo: gold 1, 2, 3 (mean 2, sd 1); kl 0.1, 0.2, 0.6 (mean 0.3, sd sqrt(0.07))
+        for seed, (gold, kl) in enumerate([(1.0, 0.1), (2.0, 0.2), (3.0, 0.6)]):
+            add_run(s, "ppo", seed, {"eval/gold": gold, "eval/kl": kl, "eval/zeta": 1.0})
+        # rm-ranking: gold 4, 4.5, 5 (mean 4.5, sd 0.5); kl constant
+        for seed, gold in enumerate([4.0, 4.5, 5.0]):
+            add_run(s, "rm-ranking", seed, {"eval/gold": gold, "eval/kl": 0.5, "eval/zeta": 1.0})
+        yield s
+
+
+def test_means_and_confidence_intervals(store: Store):
+    board = build_leaderboard(store.metrics_frame())
+    ppo = board.set_index("algorithm").loc["ppo"]
+    rank = board.set_index("algorithm").loc["rm-ranking"]
+    assert ppo["seeds"] == 3 and ppo["episodes"] == 64
+    assert ppo["eval/gold"] == pytest.approx(2.0)
+    assert ppo["eval/gold ±"] == pytest.approx(T_975_2DOF * 1.0 / math.sqrt(3), rel=1e-12)
+    assert ppo["eval/kl"] == pytest.approx(0.3)
+    assert ppo["eval/kl ±"] == pytest.approx(T_975_2DOF * math.sqrt(0.07) / math.sqrt(3), rel=1e-12)
+    assert rank["eval/gold"] == pytest.approx(4.5)
+    assert rank["eval/gold ±"] == pytest.approx(T_975_2DOF * 0.5 / math.sqrt(3), rel=1e-12)
+    assert rank["eval/kl ±"] == pytest.approx(0.0)
+
+
+def test_columns_and_sort_order(store: Store):
+    add_run(store, "sft", 0, {"eval/gold": 0.1, "eval/kl": 0.0, "eval/zeta": 1.0}, benchmark="alpaca")
+    board = build_leaderboard(store.metrics_frame())
+    keys = ["benchmark", "version", "algorithm", "config", "reward_model", "seeds", "episodes", "wall_s"]
+    assert list(board.columns[:8]) == keys
+    assert list(board.columns[8:]) == ["eval/gold", "eval/gold ±", "eval/kl", "eval/kl ±", "eval/zeta", "eval/zeta ±"]
+    # benchmarks alphabetically, then best gold first
+    assert list(zip(board["benchmark"], board["algorithm"])) == [
+        ("alpaca", "sft"),
+        ("sentiment", "rm-ranking"),
+        ("sentiment", "ppo"),
+    ]
+    only_kl = build_leaderboard(store.metrics_frame(benchmark="sentiment"), metrics=["eval/kl"])
+    assert list(only_kl.columns[-2:]) == ["eval/kl", "eval/kl ±"]
+    assert only_kl["algorithm"].tolist() == ["ppo", "rm-ranking"]  # kl: lower is better
+    with pytest.raises(UsageError, match="no metric 'eval/nope'"):
+        build_leaderboard(store.metrics_frame(), metrics=["eval/nope"])
+
+
+def test_configs_of_one_algorithm_are_told_apart(store: Store):
+    add_run(store, "ppo", 0, {"eval/gold": 9.0}, algo_config={"kl_coef": 0.0}, config_hash="hash-nokl")
+    add_run(store, "ppo", 0, {"eval/gold": 0.0}, reward_model="gold", rm_is_oracle=True)
+    board = build_leaderboard(store.metrics_frame())
+    ppo = board[board["algorithm"] == "ppo"]
+    assert ppo["config"].tolist() == ["kl_coef=0", "kl_coef=0.05", "kl_coef=0.05"]
+    assert ppo["reward_model"].tolist() == ["bradley-terry", "bradley-terry", "gold (oracle)"]
+    assert board.loc[board["algorithm"] == "rm-ranking", "config"].item() == ""
+
+
+def test_markdown(store: Store):
+    md = render(build_leaderboard(store.metrics_frame()), "md")
+    assert md.startswith("### sentiment (v1)\n")
+    header = md.splitlines()[2]
+    assert "eval/gold ↑" in header and "eval/kl ↓" in header and "eval/gold ±" in header
+    assert "eval/zeta |" in header  # no direction recorded: no arrow
+    assert "| rm-ranking " in md and " 4.500 |" in md
+    assert f"{T_975_2DOF / math.sqrt(3):.3f}" in md  # fixed precision
+    assert f"{T_975_2DOF / math.sqrt(3):.2f} " in render(build_leaderboard(store.metrics_frame()), "md", precision=2)
+
+
+def test_single_seed_has_no_interval(tmp_path: Path):
+    with Store(tmp_path / "store.sqlite") as store:
+        add_run(store, "ppo", 0, {"eval/gold": 1.0})
+        board = build_leaderboard(store.metrics_frame())
+    assert board.loc[0, "eval/gold"] == 1.0 and math.isnan(board.loc[0, "eval/gold ±"])
+    row = render(board, "md").splitlines()[4]
+    assert row.rstrip(" |").endswith("–")
+
+
+def test_csv_parses_back(store: Store):
+    board = build_leaderboard(store.metrics_frame())
+    text = render(board, "csv")
+    assert "↑" not in text
+    back = pd.read_csv(io.StringIO(text))
+    assert list(back.columns) == list(board.columns)
+    assert back["eval/gold ±"].tolist() == board["eval/gold ±"].tolist()  # full precision
+
+
+def test_html_escapes(store: Store):
+    add_run(store, "<script>alert(1)</script>", 0, {"eval/gold": 1.0, "eval/kl": 0.0, "eval/zeta": 1.0})
+    html = render(build_leaderboard(store.metrics_frame()), "html")
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "eval/gold ↑" in html
+
+
+def test_latex_escapes(store: Store):
+    add_run(store, "a_b & c%", 0, {"eval/gold": 1.0, "eval/kl": 0.0, "eval/zeta": 1.0})
+    tex = render(build_leaderboard(store.metrics_frame()), "latex")
+    assert tex.startswith(r"\begin{tabular}") and tex.rstrip().endswith(r"\end{tabular}")
+    assert r"a\_b \& c\%" in tex
+    assert r"eval/gold $\uparrow$" in tex and r"eval/gold $\pm$" in tex
+
+
+def test_unknown_format(store: Store):
+    with pytest.raises(UsageError, match="md, csv, html, latex"):
+        render(build_leaderboard(store.metrics_frame()), "xlsx")
+
+
+def test_empty_store(tmp_path: Path):
+    with Store(tmp_path / "store.sqlite") as store:
+        board = build_leaderboard(store.metrics_frame())
+    assert board.empty
+    for fmt in FORMATS:
+        assert render(board, fmt).strip() == EMPTY_MESSAGE
+
+
+def test_write_leaderboard(store: Store, tmp_path: Path):
+    board = build_leaderboard(store.metrics_frame())
+    paths = write_leaderboard(board, tmp_path / "out", HIB)
+    assert [p.name for p in paths] == ["LEADERBOARD.md", "leaderboard.csv"]
+    assert "### sentiment (v1)" in paths[0].read_text()
+    assert len(pd.read_csv(paths[1])) == 2
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["LEADERBOARD.md", "leaderboard.csv"]

@@ -1,0 +1,145 @@
+"""The plugin system, exercised the way third parties use it."""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import hookspecs
+from harness.cli import main
+from harness.plugins import load_plugins
+from harness.registry import RegistrationError
+from tests.conftest import TINY_SENTIMENT
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_example() -> str:
+    text = README.read_text()
+    block = re.search(r"<!-- example-plugin:start -->\s*```python\n(.*?)```\s*<!-- example-plugin:end -->", text, re.S)
+    assert block, "README lost its example plugin"
+    return block.group(1)
+
+
+def write(path: Path, source: str) -> Path:
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def test_builtins_come_through_the_entry_point_group():
+    host = load_plugins()
+    assert not host.errors
+    assert {"sft", "best-of-n"} <= set(host.algorithms.names())
+    assert host.algorithms.get("sft").plugin == "rlhf-harness:baselines"
+    assert {"pairwise", "gold"} <= set(host.reward_models.names())
+    assert "sentiment" in host.benchmarks.names()
+    assert {"gold", "proxy", "kl", "win-rate", "diversity", "length"} <= set(host.evaluators.names())
+
+
+def test_every_hook_is_documented():
+    for name in dir(hookspecs):
+        if name.startswith("harness_"):
+            doc = getattr(hookspecs, name).__doc__ or ""
+            assert "Called" in doc or "called" in doc, f"{name} does not say when it is called"
+            assert ":returns:" in doc, f"{name} does not say what it returns"
+
+
+def test_broken_plugin_is_reported_and_others_still_load(tmp_path):
+    bad = write(tmp_path / "broken.py", "import no_such_module_anywhere\n")
+    host = load_plugins([str(bad)])
+    assert [e.plugin for e in host.errors] == [str(bad)]
+    assert "no_such_module_anywhere" in host.errors[0].error
+    assert "sft" in host.algorithms
+
+
+def test_misspelt_hook_is_caught_at_start_up(tmp_path):
+    typo = write(tmp_path / "typo.py", """
+        def harness_register_algorithm(registry):  # missing "s"
+            pass
+    """)
+    host = load_plugins([str(typo)])
+    assert len(host.errors) == 1 and "harness_register_algorithm" in host.errors[0].error
+    assert host.pm.get_plugin(str(typo)) is None
+
+
+def test_name_registered_twice_names_both_plugins(tmp_path):
+    clash = write(tmp_path / "clash.py", """
+        from harness import hookimpl
+        from harness.api import PolicyOptimizer
+
+        class Other(PolicyOptimizer):
+            name = "sft"
+            description = "a clash"
+
+        @hookimpl
+        def harness_register_algorithms(registry):
+            registry.add(Other)
+    """)
+    with pytest.raises(RegistrationError, match=r"'sft' is registered twice: by plugin 'rlhf-harness:baselines' and by plugin '.*clash.py'"):
+        load_plugins([str(clash)])
+
+
+def test_wrong_base_class_is_rejected(tmp_path):
+    bad = write(tmp_path / "bad.py", """
+        from harness import hookimpl
+
+        class NotAnAlgorithm:
+            name = "x"
+
+        @hookimpl
+        def harness_register_algorithms(registry):
+            registry.add(NotAnAlgorithm)
+    """)
+    with pytest.raises(RegistrationError, match="not a subclass"):
+        load_plugins([str(bad)])
+
+
+def _install_as_distribution(site: Path, module_source: str) -> None:
+    """What `pip install` leaves behind: the module plus a .dist-info with entry_points.txt."""
+    (site / "reinforce_plugin.py").write_text(module_source)
+    info = site / "reinforce_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: reinforce-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[harness]\nreinforce = reinforce_plugin\n")
+
+
+def test_readme_plugin_installed_by_entry_point_lists_and_runs(tmp_path, monkeypatch, capsys, tiny_artifacts, tiny_proxy):
+    site = tmp_path / "site"
+    site.mkdir()
+    _install_as_distribution(site, readme_example())
+    monkeypatch.syspath_prepend(str(site))
+    import importlib
+
+    importlib.invalidate_caches()
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"reinforce\s+REINFORCE with a batch-mean baseline.*\[reinforce-plugin:reinforce\]", out)
+
+    store = tmp_path / "store.sqlite"
+    args = ["run", "--algo", "reinforce", "--budget", "64", "--batch-size", "32", "--store", str(store),
+            "--results-dir", str(tmp_path / "results"), "--quiet"] + [f"--bench={b}" for b in TINY_SENTIMENT]
+    assert main(args) == 0
+    from harness.store import Store
+
+    with Store(store) as s:
+        (run,) = s.list_runs()
+        assert run.status == "finished" and run.algorithm == "reinforce"
+        assert run.budget_used["episodes_used"] == 64
+        assert len(s.curves(run.run_id)) == 2  # two updates of 32 episodes
+        assert (Path(run.run_dir) / "policy.safetensors").exists()
+    sys.modules.pop("reinforce_plugin", None)
+
+
+def test_readme_plugin_as_a_file(tmp_path, capsys, tiny_artifacts, tiny_proxy):
+    plugin = write(tmp_path / "reinforce.py", readme_example())
+    assert main(["run", "--plugin", str(plugin), "--algo", "reinforce", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--kl-coef FLOAT" in out and "(default: 0.05)" in out
+    args = ["run", "--plugin", str(plugin), "--algo", "reinforce", "--budget", "32", "--kl-coef", "0.1",
+            "--store", str(tmp_path / "s.sqlite"), "--results-dir", str(tmp_path / "r"), "--quiet"]
+    assert main(args + [f"--bench={b}" for b in TINY_SENTIMENT]) == 0
+    assert "finished" in capsys.readouterr().out
