@@ -125,6 +125,7 @@ class Sentiment(Benchmark):
     description = "positive, fluent movie reviews; gold = VADER + judge-LM fluency (embedded)"
     version = "1"
     Config = SentimentConfig
+    gold_settings = ("fluency_weight",)
 
     @cached_property
     def grammar(self) -> ReviewGrammar:

@@ -140,10 +140,11 @@ class Policy:
         """Whether :meth:`log_probs` gives this policy's own sampling log-probs."""
         return type(self).sample is Policy.sample
 
-    def sample(self, prompts: list[str], settings: GenerationSettings, generator: torch.Generator) -> Rollout:
+    def sample(self, prompts: list[str], settings: GenerationSettings, generator: torch.Generator, desc: str | None = None) -> Rollout:
+        """Responses to ``prompts`` (a progress bar when ``desc`` is given)."""
         from harness.generation import sample_rollout
 
-        return sample_rollout(self.model, self.tokenizer, prompts, settings, generator)
+        return sample_rollout(self.model, self.tokenizer, prompts, settings, generator, desc=desc)
 
     def log_probs(self, rollout: Rollout, temperature: float) -> torch.Tensor:
         """Per-token log π(response token | prefix) at ``temperature``; 0 at padding."""
@@ -353,6 +354,9 @@ class Benchmark(Plugin):
     """
 
     version: ClassVar[str] = "1"
+    #: Config fields that only the gold reward reads: changing one re-annotates preferences
+    #: but does not rebuild the corpus, the base LM or π_sft.
+    gold_settings: ClassVar[tuple[str, ...]] = ()
 
     def corpus(self, rng) -> list[str]:
         """Pretraining texts: whitespace-separated words."""

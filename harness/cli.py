@@ -2,6 +2,7 @@
 
     harness list                                   algorithms, reward models, evaluators, benchmarks
     harness run --algo ppo [--no-kl] [--seeds 0 1 2] [--budget N] [--benchmark B] [--reward-model R]
+    harness sweep sweeps/leaderboard.yaml          a grid of algorithms × benchmarks × seeds
     harness runs | show RUN | leaderboard [--format md|csv|html|latex]
     harness cache ls | clear
     harness bench ppo
@@ -281,6 +282,55 @@ def cmd_cache(argv: list[str]) -> int:
     return 0
 
 
+def cmd_sweep(argv: list[str]) -> int:
+    import shlex
+    import time
+
+    from harness.leaderboard import build_leaderboard, render, write_leaderboard
+    from harness.manifest import git_state
+    from harness.store import Store
+    from harness.sweep import load_sweep
+
+    parser = ArgumentParser(prog=f"{PROG} sweep", description="Run a grid (benchmarks × algorithm configs × seeds) from a YAML file.")
+    parser.add_argument("file", type=Path)
+    _store_arg(parser)
+    parser.add_argument("--out", default="results", help="where LEADERBOARD.md and leaderboard.csv go (default: %(default)s)")
+    parser.add_argument("--results-dir", default="results")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--dry-run", action="store_true", help="print the runs, run nothing")
+    parser.add_argument("--quiet", action="store_true")
+    _common(parser)
+    args = parser.parse_args(argv)
+    sweep = load_sweep(args.file)
+    shared = ["--store", args.store, "--results-dir", args.results_dir] + (["--cache-dir", args.cache_dir] if args.cache_dir else [])
+    shared += (["--quiet"] if args.quiet else []) + [f"--plugin={p}" for p in args.plugin]
+    failed = 0
+    started = time.time()
+    for i, cell in enumerate(sweep.runs, 1):
+        print(f"[{i}/{len(sweep.runs)}] harness run {shlex.join(cell.argv())}", flush=True)
+        if not args.dry_run:
+            failed += cmd_run(cell.argv() + shared) != 0
+    if args.dry_run:
+        return 0
+    benchmarks = sorted({cell.benchmark for cell in sweep.runs})
+    with Store(args.store) as store:
+        frame = store.metrics_frame()
+    frame = frame[frame["benchmark"].isin(benchmarks)] if len(frame) else frame
+    table = build_leaderboard(frame)
+    higher = frame.attrs.get("higher_is_better", {})
+    git = git_state()
+    header = (
+        f"Made by `harness sweep {args.file}` (store `{args.store}`) at commit {git['commit'] or 'unknown'}"
+        f"{' with uncommitted changes' if git['dirty'] else ''}, {time.strftime('%Y-%m-%d')}, in {time.time() - started:.0f} s.\n\n"
+    )
+    print(header + render(table, "md", higher_is_better=higher))
+    for path in write_leaderboard(table, Path(args.out), higher):
+        if path.suffix == ".md":
+            path.write_text(header + path.read_text())
+        print(f"wrote {path}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_bench(argv: list[str]) -> int:
     from harness import bench
 
@@ -294,6 +344,7 @@ COMMANDS = {
     "show": cmd_show,
     "leaderboard": cmd_leaderboard,
     "cache": cmd_cache,
+    "sweep": cmd_sweep,
     "bench": cmd_bench,
 }
 

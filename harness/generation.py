@@ -91,13 +91,18 @@ def sample_rollout(
     settings: GenerationSettings,
     generator: torch.Generator | None = None,
     batch_size: int = 512,
+    desc: str | None = None,
 ) -> Rollout:
-    """Sample one response per prompt (repeat a prompt in ``prompts`` for several)."""
+    """Sample one response per prompt (repeat a prompt in ``prompts`` for several); with
+    ``desc``, a progress bar over the prompts."""
+    from harness.progress import bar
+
     device = next(model.parameters()).device
     query_ids, query_mask = encode_prompts(tokenizer, prompts, device)
     was_training = model.training
     model.eval()
     chunks = []
+    progress = bar(len(prompts), desc or "", disable=True if desc is None else None, unit="sample")
     for start in range(0, len(prompts), batch_size):
         chunk = slice(start, start + batch_size)
         chunks.append(
@@ -111,6 +116,8 @@ def sample_rollout(
                 generator,
             )
         )
+        progress.update(min(batch_size, len(prompts) - start))
+    progress.close()
     model.train(was_training)
     width = max(c.size(1) for c in chunks)
     responses = torch.cat(

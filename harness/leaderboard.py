@@ -185,18 +185,24 @@ def _numeric(df: pd.DataFrame) -> set[str]:
 
 
 def _markdown(df: pd.DataFrame, hib: Mapping[str, bool], precision: int) -> str:
-    shown = _display(df, precision).map(lambda text: text.replace("|", "\\|"))  # a bare | splits a cell
+    """One section per benchmark; each metric is one ``mean ± half-width`` cell, its header
+    without the ``eval/`` namespace, so the table stays readable."""
+    shown = _display(df, precision)
+    metrics = _metric_columns(df)
+    for m in metrics:
+        shown[m] = [mean if ci == NA else f"{mean} ± {ci}" for mean, ci in zip(shown[m], shown[m + CI_SUFFIX])]
+    shown = shown.drop(columns=[m + CI_SUFFIX for m in metrics]).map(lambda text: text.replace("|", "\\|"))
+    headers = {m: h.removeprefix("eval/") for m, h in _headers(df, hib).items()}
     numeric = _numeric(df)
     sections = []
     for (bench, version), part in shown.groupby(["benchmark", "version"], sort=False):
         table = part.drop(columns=["benchmark", "version"])
         colalign = ["right" if c in numeric else "left" for c in table.columns]
-        headers = _headers(df, hib)
         table = table.rename(columns=lambda c: headers.get(c, c).replace("|", "\\|"))
         title = f"### {bench} (v{version})" if version else f"### {bench}"
         sections.append(f"{title}\n\n{table.to_markdown(index=False, disable_numparse=True, colalign=colalign)}\n")
     legend = (
-        f"Mean over seeds; `±` is the half-width of a 95% Student-t confidence interval ({NA} with one seed); "
+        f"Mean over seeds ± the half-width of a 95% Student-t confidence interval (no ± with one seed); "
         "↑/↓: higher/lower is better.\n"
     )
     return "\n".join(sections) + "\n" + legend

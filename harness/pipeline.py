@@ -15,7 +15,7 @@ import random
 from dataclasses import asdict, dataclass, fields
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from transformers import GPT2LMHeadModel
@@ -103,14 +103,16 @@ class BenchmarkArtifacts:
 
     # -- stages ----------------------------------------------------------------------------
 
-    def _key(self, stage: str, *parts) -> str:
+    def _key(self, stage: str, *parts, remember: bool = True) -> str:
         key = config_hash(self.benchmark.name, self.benchmark.version, stage, STAGE_CODE_VERSION[stage], *parts)
-        self.keys[stage] = key
+        if remember:  # the keys of the stages every run shares (preference sets are per RM)
+            self.keys[stage] = key
         return key
 
     def _build(self) -> None:
         c, b = self.config, self.benchmark
-        data_cfg = {**_pick(c, ["seed", "corpus_size", "sft_size"]), **self._specific_config()}
+        data_only = {k: v for k, v in self._specific_config().items() if k not in b.gold_settings}
+        data_cfg = {**_pick(c, ["seed", "corpus_size", "sft_size"]), **data_only}
         self.data_dir = self.cache.get_or_build("data", self._key("data", data_cfg), self._build_data, data_cfg)
         self.tokenizer = load_tokenizer(self.data_dir / "tokenizer")
         data = json.loads((self.data_dir / "prompts.json").read_text())
@@ -130,7 +132,8 @@ class BenchmarkArtifacts:
         self.gold_fn = b.gold_reward(self)
 
     def _specific_config(self) -> dict[str, Any]:
-        """The fields a benchmark adds to :class:`BenchmarkConfig` (its data and gold settings)."""
+        """The fields a benchmark adds to :class:`BenchmarkConfig` (its data and gold settings).
+        Preferences are keyed on all of them; the data stage on all but ``gold_settings``."""
         base = {f.name for f in fields(BenchmarkConfig)}
         return {k: v for k, v in asdict(self.config).items() if k not in base}
 
@@ -219,38 +222,41 @@ class BenchmarkArtifacts:
         """r*(prompt, response) for each row: for annotators and evaluators only."""
         return torch.as_tensor(self.gold_fn(rollout.prompts, rollout.responses, rollout.ended.cpu()), dtype=torch.float32)
 
-    def preferences(self, kind: str, k: int | None = None) -> dict[str, list[dict]]:
+    def preferences(self, kind: str, k: int | None = None, count: int | None = None) -> dict[str, list[dict]]:
         """Annotated preference data: ``{"train": [...], "eval": [...]}``. Each item is
         ``{"prompt", "responses", "ended", "ranking"}`` (ranking = indices best → worst);
         ``eval`` items also carry ``gold`` (for held-out RM metrics, never for fitting).
-        ``kind`` is ``pairs`` (K = 2) or ``rankings`` (K = ``k`` or the benchmark's)."""
+        ``kind`` is ``pairs`` (K = 2) or ``rankings`` (K = ``k`` or the benchmark's);
+        ``count`` train items (default: the benchmark's ``preference_prompts``)."""
         if kind not in ("pairs", "rankings"):
             raise ValueError(f"unknown preference kind {kind!r}")
         k = 2 if kind == "pairs" else (k or self.config.ranking_k)
+        count = self.config.preference_prompts if count is None else count
         cfg = {
             "k": k,
-            **_pick(self.config, ["preference_prompts", "preference_eval_prompts", "annotator_noise", "temperature", "max_new_tokens"]),
+            "count": count,
+            **_pick(self.config, ["preference_eval_prompts", "annotator_noise", "temperature", "max_new_tokens"]),
             **self._specific_config(),  # the gold reward's settings decide the rankings
         }
-        key = self._key("preferences", self.keys["sft"], self.keys.get("judge"), cfg)
-        folder = self.cache.get_or_build("preferences", key, lambda out: self._build_preferences(out, k), cfg)
+        key = self._key("preferences", self.keys["sft"], self.keys.get("judge"), cfg, remember=False)
+        folder = self.cache.get_or_build("preferences", key, lambda out: self._build_preferences(out, k, count), cfg)
         data = json.loads((folder / "preferences.json").read_text())
         for item in data["train"]:
             item.pop("gold", None)
         return data
 
-    def _build_preferences(self, out: Path, k: int) -> None:
+    def _build_preferences(self, out: Path, k: int, count: int) -> None:
         c = self.config
         policy = self.load_sft()
         generator = torch.Generator().manual_seed(c.seed + 3)
         rng = random.Random(c.seed + 3)
         result = {}
-        for split, prompts, count in [("train", self.train_prompts, c.preference_prompts), ("eval", self.eval_prompts, c.preference_eval_prompts)]:
-            chosen = [rng.choice(prompts) for _ in range(count)]
+        for split, prompts, n_items in [("train", self.train_prompts, count), ("eval", self.eval_prompts, c.preference_eval_prompts)]:
+            chosen = [rng.choice(prompts) for _ in range(n_items)]
             items = []
             chunk = max(1, 1024 // k)
-            with bar(count, f"annotate {split} {'pairs' if k == 2 else f'{k}-rankings'}", disable=self.quiet) as progress:
-                for start in range(0, count, chunk):
+            with bar(n_items, f"annotate {split} {'pairs' if k == 2 else f'{k}-rankings'}", disable=self.quiet) as progress:
+                for start in range(0, n_items, chunk):
                     group = chosen[start : start + chunk]
                     rollout = sample_rollout(policy, self.tokenizer, [p for p in group for _ in range(k)], self.generation, generator)
                     gold = self.gold(rollout).view(len(group), k)
@@ -275,4 +281,3 @@ def prepare(benchmark: Benchmark, cache: StageCache | None = None, device: torch
     return BenchmarkArtifacts(benchmark, cache or StageCache(), torch.device(device), quiet=quiet)
 
 
-GoldFn = Callable[[list[str], list[str], torch.Tensor], Any]

@@ -4,6 +4,7 @@ last real token, turning preference items into rollouts, and held-out quality fi
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -110,6 +111,23 @@ def all_pairs_loss(scores: torch.Tensor, rankings: torch.Tensor) -> torch.Tensor
     k = ordered.size(1)
     better, worse = torch.triu_indices(k, k, offset=1, device=scores.device)
     return -torch.nn.functional.logsigmoid(ordered[:, better] - ordered[:, worse]).mean()
+
+
+def plackett_luce_loss(scores: torch.Tensor, rankings: torch.Tensor) -> torch.Tensor:
+    """Listwise Plackett–Luce negative log-likelihood of each observed ranking, divided by its
+    K − 1 choices, averaged over items: −Σ_i [r_(i) − log Σ_{j ≥ i} exp r_(j)] / (K − 1).
+    With K = 2 it is the Bradley–Terry loss too."""
+    ordered = scores.gather(1, rankings)
+    # log-sum-exp over each suffix ordered[:, i:], computed from the end
+    suffix = torch.logcumsumexp(ordered.flip(1), dim=1).flip(1)
+    return -(ordered - suffix)[:, :-1].mean()
+
+
+def annotation_cost(k: int) -> float:
+    """Annotation cost of one K-ranking in pair-equivalents: log2(K!) — the bits in a full
+    ranking, i.e. the binary comparisons an optimal sort needs on average. A pair costs 1; a
+    4-ranking costs 4.58, not C(4,2) = 6 (its pairs are not independent labels)."""
+    return math.log2(math.factorial(k))
 
 
 def fit_on_rankings(

@@ -108,8 +108,8 @@ def evaluate(host: PluginHost, policy: Policy, ref: Policy, artifacts: Benchmark
     the benchmark's fixed decoding settings and a seed derived from the run's."""
     prompts = [p for p in artifacts.eval_prompts for _ in range(artifacts.config.eval_samples_per_prompt)]
     settings = artifacts.generation
-    rollout = policy.sample(prompts, settings, torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET))
-    ref_rollout = ref.sample(prompts, settings, torch.Generator().manual_seed(seed + 2 * EVAL_SEED_OFFSET))
+    rollout = policy.sample(prompts, settings, torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET), desc="evaluate: sample π")
+    ref_rollout = ref.sample(prompts, settings, torch.Generator().manual_seed(seed + 2 * EVAL_SEED_OFFSET), desc="evaluate: sample π_sft")
     batch = EvalBatch(policy, ref, rollout, ref_rollout, artifacts.gold, proxy, settings.temperature)
     metrics: dict[str, float] = {}
     higher: dict[str, bool | None] = {}
@@ -208,7 +208,6 @@ def _run_seed(host, request, store, artifacts, proxy, algo_entry, algo_config, r
         metrics, higher, batch = evaluate(host, policy, Policy(ref_model, artifacts.tokenizer), artifacts, proxy, seed)
         store.add_samples(run_id, _samples(batch, STORED_SAMPLES))
         policy.save(run_dir / "policy.safetensors")
-        metrics.update({f"budget/{k}": float(v) for k, v in budget.as_dict().items()})
         status = "finished"
         store.finish_run(run_id, status=status, metrics=metrics, higher_is_better=higher, budget_used=budget.as_dict())
     except KeyboardInterrupt:

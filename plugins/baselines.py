@@ -41,8 +41,8 @@ class BestOfNPolicy(Policy):
         self.analytic_kl = math.log(n) - (n - 1) / n
         self.rm_queries = 0
 
-    def sample(self, prompts: list[str], settings: GenerationSettings, generator: torch.Generator) -> Rollout:
-        candidates = super().sample([p for p in prompts for _ in range(self.n)], settings, generator)
+    def sample(self, prompts: list[str], settings: GenerationSettings, generator: torch.Generator, desc: str | None = None) -> Rollout:
+        candidates = super().sample([p for p in prompts for _ in range(self.n)], settings, generator, desc)
         scores = self.reward_model.score(candidates).view(len(prompts), self.n)
         self.rm_queries += len(candidates)
         best = torch.arange(len(prompts)) * self.n + scores.argmax(1).cpu()

@@ -1,10 +1,13 @@
-"""Built-in reward models: ``pairwise`` (Bradley–Terry on the annotator's pairs) and ``gold``
-(r* itself, an oracle upper bound that tables mark as such)."""
+"""Built-in reward models: ``pairwise`` (Bradley–Terry on the annotator's pairs), ``ranking``
+(K-wise rankings: InstructGPT's all-pairs loss or Plackett–Luce) and ``gold`` (r* itself, an
+oracle upper bound that tables mark as such)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -13,7 +16,7 @@ from harness.api import FittedRewardModel, RewardFitContext, RewardModel, Rollou
 from harness.config import help_field
 from harness.generation import sample_rollout
 from harness.lm import lm_to_classifier
-from harness.reward import ClassifierReward, fit_on_rankings, held_out_metrics
+from harness.reward import ClassifierReward, all_pairs_loss, annotation_cost, fit_on_rankings, held_out_metrics, plackett_luce_loss
 
 
 @dataclass
@@ -37,19 +40,23 @@ class Pairwise(RewardModel):
     def _preferences(self, ctx: RewardFitContext) -> dict[str, list[dict]]:
         return ctx.artifacts.preferences(self.preference_kind)
 
+    def _loss(self):
+        return all_pairs_loss
+
     def fit(self, ctx: RewardFitContext) -> FittedRewardModel:
         art, c = ctx.artifacts, self.config
         data = self._preferences(ctx)
         # InstructGPT initialises the RM from the SFT model; the score head is fresh.
         model = lm_to_classifier(art.load_sft(), seed=art.config.seed + 4).to(ctx.device)
         fit_on_rankings(model, art.tokenizer, data["train"], epochs=c.epochs, lr=c.lr, batch_size=c.batch_size,
-                        seed=art.config.seed + 4, device=ctx.device, quiet=art.quiet)
+                        seed=art.config.seed + 4, device=ctx.device, loss_fn=self._loss(), quiet=art.quiet)
         fitted = ClassifierReward(model)
         if c.normalise:
             samples = sample_rollout(art.load_sft(), art.tokenizer, art.train_prompts * 4, art.generation,
                                      torch.Generator().manual_seed(art.config.seed + 5))
             fitted.normalise_on(samples)
         fitted.metrics = held_out_metrics(fitted, art.tokenizer, data["eval"], ctx.device)
+        fitted.metrics["rm/train_items"] = float(len(data["train"]))
         return fitted
 
     def save(self, fitted: FittedRewardModel, folder: Path) -> bool:
@@ -58,6 +65,43 @@ class Pairwise(RewardModel):
 
     def load(self, ctx: RewardFitContext, folder: Path) -> FittedRewardModel:
         return ClassifierReward.load(folder, ctx.device)
+
+
+@dataclass
+class RankingConfig(PairwiseConfig):
+    k: int = help_field("responses per ranking, 2..9 (0: the benchmark's ranking_k)", 0)
+    loss: Literal["all-pairs", "plackett-luce"] = help_field(
+        "all-pairs: InstructGPT's mean over the C(K,2) pairs of an item; plackett-luce: listwise", "all-pairs"
+    )
+    annotation_budget: int = help_field(
+        "annotation budget in pair-equivalents, a K-ranking costing log2(K!) (0: the benchmark's preference_prompts)", 0
+    )
+    batch_size: int = help_field("rankings per step", 32)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.k and not 2 <= self.k <= 9:
+            raise ValueError(f"--rm-k must be in 2..9, got {self.k}")
+        if self.annotation_budget < 0:
+            raise ValueError("--rm-annotation-budget must be >= 0")
+
+
+class Ranking(Pairwise):
+    name = "ranking"
+    description = "K-wise ranking reward model (InstructGPT all-pairs or Plackett–Luce) at an equal annotation budget"
+    Config = RankingConfig
+    preference_kind = "rankings"
+
+    def _preferences(self, ctx: RewardFitContext) -> dict[str, list[dict]]:
+        art, c = ctx.artifacts, self.config
+        k = c.k or art.config.ranking_k
+        budget = c.annotation_budget or art.config.preference_prompts
+        # Equal annotation budget: a K-ranking costs log2(K!) pairs (see annotation_cost).
+        count = max(1, math.floor(budget / annotation_cost(k)))
+        return art.preferences("rankings", k=k, count=count)
+
+    def _loss(self):
+        return plackett_luce_loss if self.config.loss == "plackett-luce" else all_pairs_loss
 
 
 class GoldScores(FittedRewardModel):
@@ -83,4 +127,5 @@ class Gold(RewardModel):
 @hookimpl
 def harness_register_reward_models(registry):
     registry.add(Pairwise)
+    registry.add(Ranking)
     registry.add(Gold)

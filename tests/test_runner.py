@@ -35,7 +35,7 @@ def test_sft_has_exactly_zero_kl_and_even_win_rate(tmp_path, tiny_proxy):
     assert run(tmp_path, "--algo", "sft") == 0
     (r,) = runs(tmp_path)
     assert r.metrics["eval/kl"] == 0.0
-    assert r.metrics["budget/episodes_used"] == 0
+    assert r.budget_used["episodes_used"] == 0
     assert 0.3 < r.metrics["eval/win_rate"] < 0.7
     assert (Path(r.run_dir) / "policy.safetensors").exists() and (Path(r.run_dir) / "config.json").exists()
     assert r.manifest["packages"]["torch"] and "device" in r.manifest
