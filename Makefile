@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # CPU torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
-ALGO ?= best-of-n
+ALGO ?= ppo
 
 .PHONY: run test venv clean
 

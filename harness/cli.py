@@ -92,7 +92,7 @@ def _store_arg(parser: argparse.ArgumentParser) -> None:
 
 def _run_base_parser(add_help: bool) -> ArgumentParser:
     parser = ArgumentParser(prog=f"{PROG} run", add_help=add_help, description="Train one algorithm on one benchmark, per seed; evaluate; store.")
-    parser.add_argument("--algo", default="best-of-n", help="algorithm to run (harness list shows them; default: %(default)s)")
+    parser.add_argument("--algo", default="ppo", help="algorithm to run (harness list shows them; default: %(default)s)")
     parser.add_argument("--benchmark", default="sentiment", help="benchmark (default: %(default)s)")
     parser.add_argument("--reward-model", default="pairwise", help="proxy reward model to optimize (default: %(default)s)")
     parser.add_argument("--seeds", nargs="+", type=_seed, default=[0], metavar="SEED", help="one run per seed (default: 0)")

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -20,7 +21,7 @@ def _flag(prefix: str, name: str) -> str:
 def _base_type(tp) -> tuple[Any, bool]:
     """(the scalar type, whether None is allowed) of a field annotation."""
     origin = get_origin(tp)
-    if origin is Union or str(origin) == "types.UnionType":
+    if origin is Union or origin is types.UnionType:
         args = [a for a in get_args(tp) if a is not type(None)]
         if len(args) == 1:
             return args[0], True

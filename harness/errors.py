@@ -13,3 +13,7 @@ def did_you_mean(word: str, choices) -> str:
     """`` (did you mean 'ppo'?)`` when ``word`` is close to one of ``choices``, else ``''``."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss or reward became NaN or inf: the run stops and is stored as failed."""

@@ -20,7 +20,7 @@ import torch
 from harness.api import Budget, EvalBatch, FittedRewardModel, Policy, RewardFitContext, RunInfo, TrainContext, config_dict
 from harness.cache import StageCache
 from harness.config import config_hash
-from harness.errors import UsageError
+from harness.errors import NonFiniteError, UsageError
 from harness.manifest import manifest
 from harness.pipeline import BenchmarkArtifacts, prepare
 from harness.plugins import PluginHost
@@ -56,10 +56,6 @@ class RunResult:
     status: str
     metrics: dict[str, float]
     error: str | None = None
-
-
-class NonFiniteError(FloatingPointError):
-    """A loss or reward became NaN or inf: the run stops and is stored as failed."""
 
 
 def resolve_device(name: str) -> torch.device:

@@ -1,0 +1,704 @@
+"""PPO for language models, in one file: the math is in small named functions, the loop reads
+top to bottom (in the spirit of CleanRL's ``ppo.py``).
+
+One PPO update:
+
+1. **Rollout**: sample a response for ``batch_size`` train prompts from π_θ (left padding, pure
+   temperature sampling, everything after the first EOS masked).
+2. **Score**: the proxy RM's scalar at the last real token; per-token log-probs of π_θ and π_ref
+   recomputed with logits / T; per-token values from the critic.
+3. **Reward**: r_t = −β·KL_t on every response token, plus the score at the last real token.
+4. **GAE** over response tokens, advantage whitening.
+5. **Optimise**: ``num_ppo_epochs`` passes of ``num_mini_batches`` AdamW steps on the clipped
+   surrogate plus ``vf_coef`` × the clipped value loss.
+
+Each implementation detail of the PPO checklist ([B] = "The N Implementation Details of RLHF with
+PPO", 2023; [N] = "The N+ Implementation Details of RLHF with PPO", arXiv 2403.17031) is named
+where it is implemented, as ``[B|N] <number> <name>``. ``--no-kl`` (or ``--algo ppo-nokl``) sets β = 0: the KL-ablated
+PPO; KL(π_θ‖π_ref) is still computed and logged.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from harness import hookimpl
+from harness.api import Policy, PolicyOptimizer, Rollout, TrainContext
+from harness.errors import NonFiniteError, UsageError
+from harness.generation import encode_prompts, sample_responses, sequence_inputs, token_log_probs
+from harness.lm import lm_to_classifier
+from harness_plugins.ppo_config import PPOConfig, PPONoKLConfig
+
+__all__ = ["PPO", "PPONoKL", "PPOConfig", "PPONoKLConfig", "NonFiniteError"]
+
+
+# =============================================================================================
+# The math: small functions on [B, T] tensors; ``mask`` is True at real response tokens.
+# Masked positions are selected away with torch.where (not multiplied by 0), so whatever lies
+# after a response's end -- even NaN -- cannot reach a loss or a statistic ([N] 14).
+# =============================================================================================
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.where(mask, x, 0.0).sum() / mask.sum().clamp_min(1)
+
+
+def masked_var(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Unbiased variance of ``x`` over the masked positions."""
+    n = mask.sum()
+    centred = torch.where(mask, x - masked_mean(x, mask), 0.0)
+    return (centred**2).sum() / (n - 1).clamp_min(1)
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
+    """(x − mean) / std over the masked positions; with ``shift_mean=False`` the mean is added
+    back (only the scale changes, as [B] 7 does for rewards). 0 at masked positions."""
+    mean = masked_mean(x, mask)
+    out = (x - mean) * torch.rsqrt(masked_var(x, mask) + eps)
+    if not shift_mean:
+        out = out + mean
+    return torch.where(mask, out, 0.0)
+
+
+def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
+    """Per-token estimate of KL(π_θ‖π_ref) on tokens sampled from π_θ (Schulman's k1/k3).
+
+    k1 = log π − log π_ref (unbiased, can be negative per sample); k3 = (r − 1) − log r with
+    r = π_ref / π (unbiased, never negative). Both are exactly 0 where π_θ = π_ref.
+    """
+    log_ratio = logp - ref_logp
+    if estimator == "k1":
+        return log_ratio
+    if estimator == "k3":
+        return torch.expm1(-log_ratio) + log_ratio
+    raise ValueError(f"unknown KL estimator {estimator!r}: use k1 or k3")
+
+
+def per_token_rewards(
+    scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B] 1: r_t = −β·KL_t at every response token, plus the score at the last real token.
+
+    Returns ``(rewards, non_score_rewards)``, both 0 after a response's end. With β = 0 the
+    reward is the score alone (no KL term at all, not even −0·KL)."""
+    if kl_coef:
+        non_score = torch.where(mask, -kl_coef * kl, 0.0)  # minus: a policy far from π_ref is penalised
+    else:
+        non_score = torch.zeros_like(kl)
+    last = mask.sum(1) - 1  # responses are right-padded: the last real token ([N] 11)
+    rewards = non_score.clone()
+    rewards[torch.arange(rewards.size(0), device=rewards.device), last] += scores
+    return rewards, non_score
+
+
+def compute_gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over response tokens ([B] 7).
+
+    δ_t = r_t + γ·V_{t+1} − V_t,   A_t = δ_t + γλ·A_{t+1},   returns R_t = A_t + V_t,
+    where the step after the last real token is terminal (V = 0, A = 0). ``mask`` must be a
+    prefix per row (right padding). Advantages and returns are 0 at masked positions."""
+    rewards = torch.where(mask, rewards, 0.0)
+    values = torch.where(mask, values, 0.0)
+    advantages = torch.zeros_like(rewards)
+    next_advantage = torch.zeros_like(rewards[:, 0])
+    next_value = torch.zeros_like(values[:, 0])
+    for t in reversed(range(rewards.size(1))):
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        next_advantage = delta + gamma * lam * next_advantage  # stays 0 on the padded tail
+        advantages[:, t] = next_advantage
+        next_value = values[:, t]
+    advantages = torch.where(mask, advantages, 0.0)
+    return advantages, torch.where(mask, advantages + values, 0.0)
+
+
+def policy_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, cliprange: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The clipped surrogate: mean over response tokens of max(−A·ρ, −A·clip(ρ, 1 ± ε)),
+    ρ = π_θ / π_old. Returns the loss and detached statistics (clipfrac, approx_kl, ratio)."""
+    logp = torch.where(mask, logp, 0.0)
+    log_ratio = logp - torch.where(mask, old_logp, 0.0)
+    advantages = torch.where(mask, advantages, 0.0)
+    ratio = torch.exp(log_ratio)
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
+    loss = masked_mean(torch.max(unclipped, clipped), mask)
+    with torch.no_grad():
+        stats = {
+            "clipfrac": masked_mean((clipped > unclipped).float(), mask),
+            "approx_kl": 0.5 * masked_mean(log_ratio**2, mask),
+            "ratio": masked_mean(ratio, mask),
+        }
+    return loss, stats
+
+
+def value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, cliprange_value: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """[B] 7 clipped value loss: 0.5 · mean of max((V − R)², (V_clip − R)²) with
+    V_clip = V_old + clip(V − V_old, ±c)."""
+    values = torch.where(mask, values, 0.0)
+    old_values = torch.where(mask, old_values, 0.0)
+    returns = torch.where(mask, returns, 0.0)
+    clipped = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
+    unclipped_error, clipped_error = (values - returns) ** 2, (clipped - returns) ** 2
+    loss = 0.5 * masked_mean(torch.max(unclipped_error, clipped_error), mask)
+    with torch.no_grad():
+        stats = {"clipfrac": masked_mean((clipped_error > unclipped_error).float(), mask)}
+    return loss, stats
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the (temperature-scaled) next-token distribution at each position."""
+    logp = torch.log_softmax(logits, dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """1 − Var(R − V) / Var(R) over response tokens: 1 is a perfect critic, ≤ 0 a useless one."""
+    return 1 - masked_var(returns - values, mask) / masked_var(returns, mask).clamp_min(1e-8)
+
+
+# =============================================================================================
+# KL coefficient: fixed or adaptive ([B] 6)
+# =============================================================================================
+
+
+class FixedKLController:
+    """β stays at its initial value."""
+
+    def __init__(self, kl_coef: float):
+        self.value = kl_coef
+
+    def update(self, kl: float, n_episodes: int) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, float]:
+        return {"value": self.value}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.value = state["value"]
+
+
+class AdaptiveKLController(FixedKLController):
+    """Ziegler et al. (2019): β ← β·(1 + clip(KL / target − 1, ±0.2) · n / horizon), after every
+    batch of n episodes. ``kl`` should be a non-negative estimate: a k1 batch mean can dip below
+    0 on few samples and would then push β the wrong way, so PPO feeds it the k3 estimate."""
+
+    def __init__(self, kl_coef: float, target: float, horizon: int):
+        super().__init__(kl_coef)
+        self.target, self.horizon = target, horizon
+
+    def update(self, kl: float, n_episodes: int) -> None:
+        proportional_error = min(max(kl / self.target - 1.0, -0.2), 0.2)
+        self.value *= 1.0 + proportional_error * n_episodes / self.horizon
+
+    def state_dict(self) -> dict[str, float]:
+        return {"value": self.value, "target": self.target, "horizon": self.horizon}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.value, self.target, self.horizon = state["value"], state["target"], state["horizon"]
+
+
+# =============================================================================================
+# Models: sampling and per-token outputs
+#
+# Speed ([perf]): at this size transformers' GPT-2 forward spends ~2 ms per call on overhead
+# (mask building, output classes, cache objects) beside ~5 ms of arithmetic, and the sampler pays
+# it at every token. For plain GPT-2 models the functions below run the same math on the same
+# weights directly (tests/test_ppo.py checks them against transformers), and run several models
+# of one shape -- policy and critic, or policy, critic and π_ref -- as ONE batched computation
+# with their weights stacked on a leading model axis: half the kernel calls, twice the work per
+# call, which is what two cores need. Any other model goes through transformers / harness.generation.
+# =============================================================================================
+
+
+def is_plain_gpt2(model) -> bool:
+    """A GPT-2 whose forward :func:`gpt2_hidden` reproduces (the harness builds only these)."""
+    config, transformer = getattr(model, "config", None), getattr(model, "transformer", None)
+    return (
+        type(transformer).__name__ == "GPT2Model"
+        and config.scale_attn_weights
+        and not config.scale_attn_by_inverse_layer_idx
+        and not config.reorder_and_upcast_attn
+        and not config.add_cross_attention
+        and not model.training  # dropout is skipped below: [B]/[N] 8 keeps every model in eval mode
+    )
+
+
+def _signature(model) -> tuple:
+    t = model.transformer
+    return (t.wte.weight.shape, t.wpe.weight.shape, len(t.h), model.config.n_head, model.config.layer_norm_epsilon,
+            type(t.h[0].mlp.act), t.h[0].mlp.c_fc.weight.shape)  # fmt: skip
+
+
+def stackable(models: list) -> bool:
+    """Plain GPT-2s of one shape: they can run as one batched computation."""
+    return all(is_plain_gpt2(m) for m in models) and len({_signature(m) for m in models}) == 1
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
+
+
+def _layer_norm(x: torch.Tensor, norms: list) -> torch.Tensor:
+    """LayerNorm of ``x`` ``[M, ..., D]``, model m with ``norms[m]``'s affine parameters."""
+    if len(norms) == 1:
+        return F.layer_norm(x, x.shape[-1:], norms[0].weight, norms[0].bias, norms[0].eps)
+    shape = (len(norms),) + (1,) * (x.dim() - 2) + x.shape[-1:]
+    weight, bias = _stack([n.weight for n in norms]).view(shape), _stack([n.bias for n in norms]).view(shape)
+    return torch.addcmul(bias, F.layer_norm(x, x.shape[-1:], eps=norms[0].eps), weight)
+
+
+def _linear(x: torch.Tensor, convs: list) -> torch.Tensor:
+    """GPT-2's Conv1D (x·W + b) per model: ``[M, N, in] → [M, N, out]``."""
+    return torch.baddbmm(_stack([c.bias for c in convs]).unsqueeze(1), x, _stack([c.weight for c in convs]))
+
+
+def _attend(blocks: list, x: torch.Tensor, keep: torch.Tensor, cache=None, start: int = 0, out_from: int = 0) -> torch.Tensor:
+    """x + attention(ln_1(x)) for ``x`` ``[M, B, L, D]``; ``keep``: bool ``[B, 1, L_q, L_k]``.
+    With ``cache = (K, V)`` (preallocated ``[M·B, H, L_max, D_h]``) this call's keys and values
+    are written at ``start`` and the queries attend to everything cached so far. ``out_from``:
+    positions before it are computed only as far as their keys and values (the last layer's
+    other outputs there are never read)."""
+    n_models, batch, length, width = x.shape
+    attn = blocks[0].attn
+    h = _layer_norm(x, [b.ln_1 for b in blocks]).view(n_models, -1, width)
+    qkv = _linear(h, [b.attn.c_attn for b in blocks]).view(n_models * batch, length, 3, attn.num_heads, attn.head_dim)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4)
+    if cache is not None:
+        cache[0][:, :, start : start + length] = k
+        cache[1][:, :, start : start + length] = v
+        k, v = cache[0][:, :, : start + length], cache[1][:, :, : start + length]
+    if out_from:
+        q, x, keep = q[:, :, out_from:], x[:, :, out_from:], keep[:, :, out_from:]
+    if n_models > 1:
+        keep = keep.repeat(n_models, 1, 1, 1)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, scale=attn.scaling)
+    out = _linear(out.transpose(1, 2).reshape(n_models, -1, width), [b.attn.c_proj for b in blocks])
+    return x + out.view(x.shape)
+
+
+def _mlp(blocks: list, x: torch.Tensor) -> torch.Tensor:
+    h = _layer_norm(x, [b.ln_2 for b in blocks]).view(x.size(0), -1, x.size(-1))
+    h = blocks[0].mlp.act(_linear(h, [b.mlp.c_fc for b in blocks]))
+    return x + _linear(h, [b.mlp.c_proj for b in blocks]).view(x.shape)
+
+
+def _keep_mask(key_mask: torch.Tensor, query_start: int, n_queries: int) -> torch.Tensor:
+    """Causal attention over real keys: ``[B, 1, n_queries, query_start + n_queries]``. A query
+    that is itself padding also sees itself, so that no row is all-masked (its output is unused)."""
+    n_keys = query_start + n_queries
+    query_pos = torch.arange(query_start, n_keys, device=key_mask.device)
+    key_pos = torch.arange(n_keys, device=key_mask.device)
+    keep = (key_pos[None, :] <= query_pos[:, None])[None] & key_mask[:, None, :n_keys]
+    keep = keep | (key_pos[None, :] == query_pos[:, None])[None]
+    return keep[:, None]
+
+
+def _embed(transformers: list, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+    """Token + position embeddings per model: ``[M, B, L, D]`` (one lookup in the stacked tables)."""
+    if len(transformers) == 1:
+        t = transformers[0]
+        return (t.wte(input_ids) + t.wpe(position_ids)).unsqueeze(0)
+    offsets = torch.arange(len(transformers), device=input_ids.device).view(-1, 1, 1)
+    vocab, n_positions = transformers[0].wte.weight.size(0), transformers[0].wpe.weight.size(0)
+    tokens = F.embedding(input_ids + offsets * vocab, torch.cat([t.wte.weight for t in transformers]))
+    return tokens + F.embedding(position_ids + offsets * n_positions, torch.cat([t.wpe.weight for t in transformers]))
+
+
+def gpt2_hidden(
+    models: list, input_ids: torch.Tensor, key_mask: torch.Tensor, position_ids: torch.Tensor, out_from: int = 0
+) -> torch.Tensor:
+    """The last hidden state (after ln_f, no dropout) of each model in ``models`` (plain GPT-2s
+    of one shape) at positions ``out_from:``: ``[M, B, L − out_from, D]``."""
+    transformers = [m.transformer for m in models]
+    keep = _keep_mask(key_mask, 0, input_ids.size(1))
+    x = _embed(transformers, input_ids, position_ids)
+    n_layers = len(transformers[0].h)
+    for i in range(n_layers):
+        blocks = [t.h[i] for t in transformers]
+        x = _mlp(blocks, _attend(blocks, x, keep, out_from=out_from if i == n_layers - 1 else 0))
+    return _layer_norm(x, [t.ln_f for t in transformers])
+
+
+def response_hidden(models: list, rollout: Rollout) -> list[torch.Tensor]:
+    """[B] 1 each model sees query + response; its hidden state where response token t is
+    predicted (column Tq − 1 + t), ``[B, Tr, D]`` per model. Same-shape plain GPT-2s run as one
+    batched computation; others through transformers."""
+    input_ids, attention, positions = sequence_inputs(rollout)
+    start, width = rollout.query_ids.size(1) - 1, rollout.response_ids.size(1)
+    if stackable(models):
+        # The last token predicts nothing that is scored: drop it.
+        hidden = gpt2_hidden(models, input_ids[:, :-1], attention[:, :-1].bool(), positions[:, :-1], out_from=start)
+        return list(hidden.unbind(0))
+    if len(models) > 1:
+        return [h for m in models for h in response_hidden([m], rollout)]
+    out = models[0].transformer(input_ids=input_ids, attention_mask=attention, position_ids=positions).last_hidden_state
+    return [out[:, start : start + width]]
+
+
+def lm_logits(model, hidden: torch.Tensor, temperature: float) -> torch.Tensor:
+    """[B] 5 logits / T, as they were sampled."""
+    return model.lm_head(hidden).float() / temperature
+
+
+def critic_values(critic, hidden: torch.Tensor) -> torch.Tensor:
+    return critic.score(hidden).squeeze(-1).float()
+
+
+def policy_logits(model, rollout: Rollout, temperature: float) -> torch.Tensor:
+    """Logits / T predicting each response token, ``[B, Tr, V]`` (harness.generation.response_logits)."""
+    return lm_logits(model, response_hidden([model], rollout)[0], temperature)
+
+
+def token_values(critic, rollout: Rollout) -> torch.Tensor:
+    """V_t read where the policy's logits for response token t are (before token t): ``[B, Tr]``."""
+    return critic_values(critic, response_hidden([critic], rollout)[0])
+
+
+@torch.no_grad()
+def gpt2_sample(
+    model, query_ids, query_mask, settings, eos_id: int, pad_id: int, generator=None, stop_at_eos: bool = True
+) -> torch.Tensor:
+    """harness.generation.sample_responses for a plain GPT-2 (same conventions, the same draws
+    from ``generator``) with a preallocated KV cache. With ``stop_at_eos=False`` every row gets
+    exactly ``max_new_tokens`` tokens and EOS is an ordinary token."""
+    transformer, config = model.transformer, model.config
+    batch, n_query = query_ids.shape
+    n_total = n_query + settings.max_new_tokens
+    key_mask = torch.zeros(batch, n_total, dtype=torch.bool, device=query_ids.device)
+    key_mask[:, :n_query] = query_mask
+    cache_shape = (batch, config.n_head, n_total, config.n_embd // config.n_head)
+    caches = [(torch.empty(cache_shape, device=query_ids.device), torch.empty(cache_shape, device=query_ids.device))
+              for _ in transformer.h]  # fmt: skip
+    ids = query_ids.masked_fill(~query_mask, eos_id)  # PAD is never embedded
+    positions = (query_mask.long().cumsum(1) - 1).clamp(min=0)
+    next_position = positions[:, -1:] + 1
+    start, done, tokens = 0, torch.zeros(batch, dtype=torch.bool, device=query_ids.device), []
+    for step in range(settings.max_new_tokens):
+        if start == 0:  # the prompt: causal attention over its real tokens
+            keep = _keep_mask(key_mask, 0, ids.size(1))
+        else:  # one new token: it sees every real key so far, itself included
+            keep = key_mask[:, None, None, : start + 1]
+        x = _embed([transformer], ids, positions)
+        for i, (block, cache) in enumerate(zip(transformer.h, caches)):
+            out_from = x.size(2) - 1 if i == len(caches) - 1 else 0
+            x = _mlp([block], _attend([block], x, keep, cache, start, out_from))
+        logits = lm_logits(model, _layer_norm(x[0, :, -1], [transformer.ln_f]), settings.temperature)
+        token = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)  # [B] 4
+        if stop_at_eos:
+            token = token.masked_fill(done, pad_id)  # [N] 10 everything after the first EOS is PAD
+            done |= token == eos_id
+        tokens.append(token)
+        if (stop_at_eos and bool(done.all())) or step == settings.max_new_tokens - 1:
+            break
+        start += ids.size(1)
+        key_mask[:, start] = True
+        ids = token.masked_fill(done, eos_id).unsqueeze(1)
+        positions, next_position = next_position, next_position + 1
+    return torch.stack(tokens, dim=1)
+
+
+#: A stop id no model can sample: passed as EOS, harness.generation's sampler never stops.
+_NO_STOP = -1
+
+
+def sample_batch(
+    model, tokenizer, prompts: list[str], settings, generator: torch.Generator, stop_at_eos: bool = True
+) -> Rollout:
+    """[B] 4 pure temperature sampling, [N] 10/11 left-padded queries.
+
+    With ``stop_at_eos`` a response ends at its first EOS (kept) and is PAD afterwards. Without,
+    every response has exactly ``max_new_tokens`` tokens and EOS is an ordinary token (TRL's
+    ``stop_token=None``). Models that are not plain GPT-2 go through harness.generation (there,
+    the no-stop case passes a stop id that cannot be sampled, with the query's padding pre-filled
+    with EOS because that sampler's fill id is its stop id)."""
+    device = next(model.parameters()).device
+    query_ids, query_mask = encode_prompts(tokenizer, prompts, device)
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    if is_plain_gpt2(model):
+        response_ids = gpt2_sample(model, query_ids, query_mask, settings, eos, pad, generator, stop_at_eos)
+    elif stop_at_eos:
+        response_ids = sample_responses(model, query_ids, query_mask, settings, eos, pad, generator)
+    else:
+        filled = query_ids.masked_fill(~query_mask, eos)
+        response_ids = sample_responses(model, filled, query_mask, settings, _NO_STOP, _NO_STOP, generator)
+    return Rollout(list(prompts), query_ids, query_mask, response_ids, tokenizer)
+
+
+def make_critic(ctx: TrainContext, init: str, seed: int):
+    """A GPT-2 sequence classifier used per token: [N] 13 critic initialised from the reward
+    model (a deep copy: the RM itself stays frozen), or from the policy when asked or when the RM
+    has no model; [B] 3 value head initialised to zero, so that V = 0 at the start (the reward
+    head's N(0, 1/√(d+1)) initialisation is the RM plugin's, harness.lm.lm_to_classifier)."""
+    rm_model = getattr(ctx.reward_model, "model", None)
+    if init == "reward_model" and rm_model is not None and hasattr(rm_model, "transformer"):
+        critic = copy.deepcopy(rm_model)
+    else:
+        critic = lm_to_classifier(ctx.policy, seed=seed)
+    torch.nn.init.zeros_(critic.score.weight)
+    if getattr(critic.score, "bias", None) is not None:
+        torch.nn.init.zeros_(critic.score.bias)
+    critic.requires_grad_(True)
+    return critic.to(ctx.device)
+
+
+def disable_dropout(model) -> None:
+    """[B]/[N] 8 dropout off: every dropout probability set to 0 and the model kept in eval mode
+    (which also disables it), so sampling and training see the same function."""
+    if model is None or not isinstance(model, torch.nn.Module):
+        return
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    model.eval()
+
+
+class PromptSampler:
+    """Train prompts in shuffled passes (a fresh seeded permutation per pass)."""
+
+    def __init__(self, prompts: list[str], generator: torch.Generator):
+        if not prompts:
+            raise UsageError("PPO needs train prompts, and the benchmark has none")
+        self.prompts, self.generator = prompts, generator
+        self.order: list[int] = []
+
+    def next(self, n: int) -> list[str]:
+        while len(self.order) < n:
+            self.order += torch.randperm(len(self.prompts), generator=self.generator).tolist()
+        picked, self.order = self.order[:n], self.order[n:]
+        return [self.prompts[i] for i in picked]
+
+
+# =============================================================================================
+# The algorithm
+# =============================================================================================
+
+
+class PPOPolicy(Policy):
+    """π_θ after PPO, with the KL controller's final state ([B] 6: saved with the policy)."""
+
+    def __init__(self, model, tokenizer, kl_controller: dict[str, float]):
+        super().__init__(model, tokenizer)
+        self.kl_controller = dict(kl_controller)
+
+
+@dataclass
+class Timings:
+    """Wall seconds per phase, summed over updates (for ``harness bench ppo``)."""
+
+    generate: float = 0.0
+    score: float = 0.0  # forwards of π_θ, π_ref, critic and RM on the rollout; rewards, GAE
+    optimize: float = 0.0  # forward + backward + AdamW over the PPO epochs
+
+    def as_dict(self) -> dict[str, float]:
+        return {"generate": self.generate, "score": self.score, "optimize": self.optimize}
+
+
+def _check_finite(what: str, x: torch.Tensor, update: int) -> None:
+    """[faults] NaN or inf stops the run with the reason (the runner stores it as failed)."""
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        rows = bad.reshape(bad.size(0), -1).any(1) if bad.dim() else bad
+        raise NonFiniteError(
+            f"PPO update {update}: {what} is NaN or inf"
+            + (f" for {int(rows.sum())} of {rows.numel()} responses" if bad.dim() else "")
+        )
+
+
+class PPO(PolicyOptimizer):
+    name = "ppo"
+    description = "PPO with a per-token KL penalty to π_sft, GAE and a critic from the RM ([B]/[N] details)"
+    Config = PPOConfig
+
+    # -- what a variant may change (rm-ranking does): which prompts, and an episode's score ------
+
+    def rollout_prompts(self, sampler: PromptSampler, n: int) -> list[str]:
+        """The ``n`` prompts of one rollout batch."""
+        return sampler.next(n)
+
+    def episode_scores(self, ctx: TrainContext, rollout: Rollout, raw_scores: torch.Tensor) -> torch.Tensor:
+        """The score of each episode, added at its last token: here the proxy RM's own."""
+        return raw_scores
+
+    def train(self, ctx: TrainContext) -> Policy:
+        c: PPOConfig = self.config
+        self.timings = Timings()
+        # -- set-up ----------------------------------------------------------------------------
+        torch.manual_seed(ctx.seed)
+        generator = torch.Generator().manual_seed(ctx.seed)  # rollouts and mini-batch order
+        policy, ref_policy, rm_model = ctx.policy, ctx.ref_policy, getattr(ctx.reward_model, "model", None)
+        critic = make_critic(ctx, c.critic_init, seed=ctx.seed)
+        for model in (policy, ref_policy, critic, rm_model):
+            disable_dropout(model)  # [B]/[N] 8 dropout off in policy, reference, RM and critic
+        n_updates = ctx.budget.remaining // c.batch_size  # whole batches only: never past the budget
+        if n_updates == 0:
+            raise UsageError(f"--batch-size {c.batch_size} is more than the budget of {ctx.budget.remaining} episodes")
+        # One AdamW over both networks, as [N]/TRL: one backward of the joint loss, one step. The
+        # networks share no parameter, so this equals two AdamWs with the same settings (and since
+        # Adam is invariant to a loss's scale per parameter, vf_coef mostly acts through clipping
+        # and ε). Gradient norms are clipped per network, so a large value gradient cannot shrink
+        # the policy's step.
+        optimizer = torch.optim.AdamW(
+            [{"params": list(policy.parameters())}, {"params": list(critic.parameters())}],
+            lr=c.lr, eps=c.adam_eps, weight_decay=c.weight_decay, fused=True,  # [B] 9 Adam ε
+        )  # fmt: skip
+        if c.adaptive_kl:
+            kl_ctl: FixedKLController = AdaptiveKLController(c.kl_coef, c.target_kl, c.kl_horizon)  # [B] 6
+        else:
+            kl_ctl = FixedKLController(c.kl_coef if c.kl else 0.0)  # --no-kl: β = 0, the KL-ablated PPO
+        temperature = ctx.generation.temperature
+        prompts = PromptSampler(ctx.train_prompts, generator)
+        started = time.perf_counter()
+
+        with ctx.progress(n_updates, f"{self.name} updates") as progress:
+            for update in range(1, n_updates + 1):
+                # [B] 9 LR annealing: linear to 0 over the updates (CleanRL's form)
+                lr = c.lr * (1.0 - (update - 1) / n_updates) if c.lr_decay else c.lr
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+
+                # -- 1. rollout ([B] 4 pure temperature sampling, [N] 10/11 left padding) -------------
+                t0 = time.perf_counter()
+                ctx.budget.spend(c.batch_size)  # episodes; as many RM queries
+                batch_prompts = self.rollout_prompts(prompts, c.batch_size)
+                rollout = sample_batch(policy, ctx.tokenizer, batch_prompts, ctx.generation, generator, c.stop_at_eos)
+                mask = rollout.response_mask  # [N] 14 padding masked from every loss and statistic
+                t1 = time.perf_counter()
+
+                # -- 2. score, log-probs, values ------------------------------------------------------
+                # [perf] With one mini-batch, the first PPO epoch trains on exactly this batch with
+                # exactly these weights, so its forward pass is this one, kept with gradients: old
+                # log-probs and values are its detached outputs (the ratio is 1 by construction).
+                reuse = c.num_mini_batches == 1
+                with torch.set_grad_enabled(reuse):
+                    # [perf] one batched pass for policy and critic (and π_ref, when nothing is kept for backward)
+                    hidden = response_hidden([policy, critic] if reuse else [policy, critic, ref_policy], rollout)
+                    logits = lm_logits(policy, hidden[0], temperature)  # [B] 5 logits / T, as sampled
+                    logp_now, values_now = token_log_probs(logits, rollout), critic_values(critic, hidden[1])
+                old_logp, old_values = logp_now.detach(), values_now.detach()
+                with torch.no_grad():
+                    token_entropy = entropy(logits.detach())
+                    ref_hidden = response_hidden([ref_policy], rollout)[0] if reuse else hidden[2]
+                    ref_logp = token_log_probs(lm_logits(ref_policy, ref_hidden, temperature), rollout)  # [B] 5
+                    # [B] 1 / [N] 11 the RM sees query + response, read at the last real token;
+                    # [B] 2 it is normalised (mean 0, std 1 on π_sft samples) by the RM plugin.
+                    raw_scores = ctx.reward_model.score(rollout).float().to(mask.device)
+                _check_finite("the reward model's score", raw_scores, update)
+                scores = self.episode_scores(ctx, rollout, raw_scores)
+                if c.missing_eos_penalty is not None:  # [N] 12 EOS trick, TRL's form
+                    scores = torch.where(rollout.ended, scores, scores - c.missing_eos_penalty)
+                if c.missing_eos_score is not None:  # [N] 12 EOS trick, [N]'s form
+                    scores = torch.where(rollout.ended, scores, torch.full_like(scores, c.missing_eos_score))
+
+                # -- 3. per-token reward with the KL penalty ([B] 1) ------------------------------
+                kl = kl_penalty(old_logp, ref_logp, c.kl_estimator)
+                kl_k3 = kl_penalty(old_logp, ref_logp, "k3")  # non-negative: what the controller sees
+                beta = kl_ctl.value
+                rewards, non_score = per_token_rewards(scores, kl, mask, beta)
+                if c.whiten_rewards:
+                    rewards = whiten(rewards, mask, shift_mean=False)  # [B] 7 reward whitening, no mean shift
+                _check_finite("the per-token reward", torch.where(mask, rewards, 0.0), update)
+
+                # -- 4. GAE and advantage whitening ([B] 7) ---------------------------------------
+                advantages, returns = compute_gae(rewards, old_values, mask, c.gamma, c.lam)
+                if c.whiten_advantages:
+                    advantages = whiten(advantages, mask)
+                t2 = time.perf_counter()
+
+                # -- 5. PPO epochs over mini-batches ----------------------------------------------
+                stats: list[torch.Tensor] = []
+                for epoch in range(c.num_ppo_epochs):
+                    if c.num_mini_batches == 1:  # the whole batch: a mean over tokens needs no shuffle
+                        batches = [slice(None)]
+                    else:
+                        batches = torch.randperm(c.batch_size, generator=generator).split(c.mini_batch_size)
+                    for index in batches:
+                        mb_mask = mask[index]
+                        if reuse and epoch == 0:
+                            logp, values = logp_now, values_now
+                        else:
+                            mb = rollout if isinstance(index, slice) else rollout.select(index)
+                            policy_hidden, critic_hidden = response_hidden([policy, critic], mb)  # [perf] one pass
+                            logp = token_log_probs(lm_logits(policy, policy_hidden, temperature), mb)  # [B] 5
+                            values = critic_values(critic, critic_hidden)
+                        pg_loss, pg_stats = policy_loss(logp, old_logp[index], advantages[index], mb_mask, c.cliprange)
+                        vf_loss, vf_stats = value_loss(values, old_values[index], returns[index], mb_mask, c.cliprange_value)
+                        loss = pg_loss + c.vf_coef * vf_loss
+                        _check_finite("the loss", loss, update)
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        grad_norms = [torch.zeros((), device=loss.device)] * 2
+                        if c.max_grad_norm is not None:
+                            grad_norms = [torch.nn.utils.clip_grad_norm_(m.parameters(), c.max_grad_norm, foreach=True)
+                                          for m in (policy, critic)]  # fmt: skip
+                        optimizer.step()
+                        stats.append(torch.stack([
+                            pg_loss.detach(), vf_loss.detach(), pg_stats["clipfrac"], pg_stats["approx_kl"],
+                            pg_stats["ratio"], vf_stats["clipfrac"], *grad_norms,
+                        ]))  # fmt: skip
+                t3 = time.perf_counter()
+
+                # -- 6. β update and logs -----------------------------------------------------------
+                kl_per_seq = torch.where(mask, kl, 0.0).sum(1)
+                kl_k3_mean = torch.where(mask, kl_k3, 0.0).sum(1).mean().item()
+                kl_ctl.update(kl_k3_mean, c.batch_size)
+                mb_stats = torch.stack(stats).mean(0).tolist()
+                self.timings.generate += t1 - t0
+                self.timings.score += t2 - t1
+                self.timings.optimize += t3 - t2
+                non_score_per_seq = non_score.sum(1)
+                metrics = {
+                    "objective/scores": scores.mean().item(),
+                    "objective/raw_scores": raw_scores.mean().item(),
+                    "objective/kl": kl_per_seq.mean().item(),  # nats per response, reward's estimator
+                    "objective/kl_k3": kl_k3_mean,
+                    "objective/non_score_reward": non_score_per_seq.mean().item(),
+                    "objective/rlhf_reward": (scores + non_score_per_seq).mean().item(),
+                    # nats per response: the sampling distribution's entropy summed over its tokens
+                    "objective/entropy": torch.where(mask, token_entropy, 0.0).sum(1).mean().item(),
+                    "objective/kl_coef": beta,
+                    "loss/policy": mb_stats[0],
+                    "loss/value": mb_stats[1],
+                    "policy/clipfrac": mb_stats[2],
+                    "policy/approx_kl": mb_stats[3],
+                    "policy/ratio": mb_stats[4],
+                    "policy/grad_norm": mb_stats[6],
+                    "val/clipfrac": mb_stats[5],
+                    "val/grad_norm": mb_stats[7],
+                    "val/explained_variance": explained_variance(old_values, returns, mask).item(),
+                    "val/mean": masked_mean(old_values, mask).item(),
+                    "val/response_length": rollout.lengths.float().mean().item(),
+                    "val/eos_rate": rollout.ended.float().mean().item(),
+                    "optim/lr": lr,
+                    "budget/episodes_used": ctx.budget.episodes_used,
+                    "time/episodes_per_second": update * c.batch_size / (time.perf_counter() - started),
+                }
+                ctx.log(update, metrics)
+                progress.update(1)
+                progress.set_postfix(
+                    score=f"{metrics['objective/scores']:.2f}", kl=f"{metrics['objective/kl']:.2f}", refresh=False
+                )
+
+        self.critic = critic
+        return PPOPolicy(policy, ctx.tokenizer, kl_ctl.state_dict())
+
+
+class PPONoKL(PPO):
+    name = "ppo-nokl"
+    description = "the KL-ablated PPO: PPO with β = 0 (same code as ppo --no-kl); KL is still measured"
+    Config = PPONoKLConfig
+
+
+@hookimpl
+def harness_register_algorithms(registry):
+    registry.add(PPO)
+    registry.add(PPONoKL)

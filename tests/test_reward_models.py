@@ -1,0 +1,66 @@
+"""Reward-model losses and the K-wise ranking RM."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from harness.api import RewardFitContext
+from harness.reward import all_pairs_loss, annotation_cost, plackett_luce_loss
+
+
+def bradley_terry(scores, rankings):
+    ordered = scores.gather(1, rankings)
+    return -torch.nn.functional.logsigmoid(ordered[:, 0] - ordered[:, 1]).mean()
+
+
+@pytest.mark.parametrize("loss", [all_pairs_loss, plackett_luce_loss])
+def test_k2_equals_bradley_terry(loss):
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(16, 2, generator=g)
+    rankings = torch.stack([torch.randperm(2, generator=g) for _ in range(16)])
+    assert loss(scores, rankings).item() == pytest.approx(bradley_terry(scores, rankings).item(), rel=1e-6)
+
+
+def test_all_pairs_averages_the_pairs_of_each_item():
+    scores = torch.tensor([[3.0, 1.0, 2.0]])
+    rankings = torch.tensor([[0, 2, 1]])  # best → worst: 3.0, 2.0, 1.0
+    pairs = [(3.0, 2.0), (3.0, 1.0), (2.0, 1.0)]
+    expected = sum(-math.log(1 / (1 + math.exp(-(a - b)))) for a, b in pairs) / 3
+    assert all_pairs_loss(scores, rankings).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_plackett_luce_by_hand():
+    scores = torch.tensor([[0.5, -1.0, 2.0]])
+    rankings = torch.tensor([[2, 0, 1]])
+    s = [2.0, 0.5, -1.0]
+    first = s[0] - math.log(sum(math.exp(x) for x in s))
+    second = s[1] - math.log(math.exp(s[1]) + math.exp(s[2]))
+    assert plackett_luce_loss(scores, rankings).item() == pytest.approx(-(first + second) / 2, rel=1e-6)
+
+
+def test_annotation_cost_is_log2_k_factorial():
+    assert annotation_cost(2) == 1.0
+    assert annotation_cost(4) == pytest.approx(math.log2(24))
+    assert annotation_cost(4) < math.comb(4, 2)
+
+
+def test_ranking_rm_at_equal_annotation_budget(tiny_artifacts, cache_dir):
+    from harness_plugins.reward_models import Ranking, RankingConfig
+
+    ctx = RewardFitContext(tiny_artifacts, torch.device("cpu"), cache_dir, seed=0)
+    fitted = Ranking(RankingConfig(k=4, epochs=6)).fit(ctx)
+    budget = tiny_artifacts.config.preference_prompts
+    assert fitted.metrics["rm/train_items"] == math.floor(budget / math.log2(24))
+    assert fitted.metrics["rm/gold_accuracy"] > 0.6
+    assert fitted.metrics["rm/spearman"] > 0.3
+    scores = fitted.score(tiny_artifacts_rollout(tiny_artifacts))
+    assert scores.shape == (8,) and torch.isfinite(scores).all()
+
+
+def tiny_artifacts_rollout(artifacts):
+    from harness.generation import rollout_from_texts
+
+    return rollout_from_texts(artifacts.tokenizer, artifacts.eval_prompts[:8], ["was good"] * 8)
