@@ -4,6 +4,7 @@
     harness run --algo ppo [--no-kl] [--seeds 0 1 2] [--budget N] [--benchmark B] [--reward-model R]
     harness sweep sweeps/leaderboard.yaml          a grid of algorithms × benchmarks × seeds
     harness runs | show RUN | leaderboard [--format md|csv|html|latex]
+    harness reward-models pairwise ranking         held-out accuracy of reward models at equal annotation budgets
     harness cache ls | clear
     harness bench ppo
 """
@@ -331,6 +332,47 @@ def cmd_sweep(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
+def cmd_reward_models(argv: list[str]) -> int:
+    """Held-out quality of reward models fitted on one benchmark's annotations (cached fits)."""
+    import pandas as pd
+
+    from harness.cache import StageCache
+    from harness.config import parse_overrides
+    from harness.pipeline import prepare
+    from harness.reward import annotation_cost
+    from harness.runner import fit_reward_model, resolve_device
+
+    parser = ArgumentParser(prog=f"{PROG} reward-models", description="Compare reward models at their annotation budgets.")
+    parser.add_argument("names", nargs="*", default=["pairwise", "ranking"], help="reward models (default: pairwise ranking)")
+    parser.add_argument("--benchmark", default="sentiment")
+    parser.add_argument("--bench", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--rm", action="append", default=[], metavar="NAME:KEY=VALUE", help="a reward model's setting, e.g. ranking:k=6")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--format", default="md", choices=["md", "csv"])
+    parser.add_argument("--quiet", action="store_true")
+    _common(parser)
+    args = parser.parse_args(argv)
+    host = _host(argv)
+    bench = host.benchmarks.get(args.benchmark)
+    artifacts = prepare(bench.cls(parse_overrides(bench.cls.Config, args.bench, what=f"--bench ({args.benchmark})")),
+                        StageCache(args.cache_dir), resolve_device(args.device), quiet=args.quiet)
+    rows = []
+    for name in args.names:
+        entry = host.reward_models.get(name)
+        settings = [item.split(":", 1)[1] for item in args.rm if item.split(":", 1)[0] == name]
+        config = parse_overrides(entry.cls.Config, settings, what=f"--rm {name}")
+        fitted = fit_reward_model(host, name, config, artifacts, resolve_device(args.device))
+        row = {"reward_model": name + (" (oracle)" if fitted.is_oracle else ""), "config": ", ".join(settings)}
+        if entry.cls.preference_kind is not None:
+            k = 2 if entry.cls.preference_kind == "pairs" else getattr(config, "k", 0) or artifacts.config.ranking_k
+            row.update({"k": k, "annotation cost (pairs)": fitted.metrics.get("rm/train_items", float("nan")) * annotation_cost(k)})
+        rows.append({**row, **fitted.metrics})
+    table = pd.DataFrame(rows)
+    print(table.to_markdown(index=False, floatfmt=".3f") if args.format == "md" else table.to_csv(index=False))
+    return 0
+
+
 def cmd_bench(argv: list[str]) -> int:
     from harness import bench
 
@@ -345,6 +387,7 @@ COMMANDS = {
     "leaderboard": cmd_leaderboard,
     "cache": cmd_cache,
     "sweep": cmd_sweep,
+    "reward-models": cmd_reward_models,
     "bench": cmd_bench,
 }
 

@@ -106,3 +106,26 @@ def test_budget_is_enforced(tmp_path, tiny_proxy):
     assert run(tmp_path, "--plugin", str(plugin), "--algo", "faulty", "--budget", "16") == 1
     (r,) = runs(tmp_path)
     assert "BudgetExceeded" in r.error
+
+
+def test_sweep_runs_the_grid_and_writes_the_leaderboard(tmp_path, tiny_proxy, capsys):
+    bench = ", ".join(f"{b.split('=')[0]}: {b.split('=')[1]}" for b in TINY_SENTIMENT)
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"benchmarks: [{{name: sentiment, bench: {{{bench}}}}}]\nseeds: [0, 1]\nruns:\n  - algo: sft\n"
+                     "  - algo: best-of-n\n    args: {n: 2}\n")
+    out = tmp_path / "board"
+    argv = ["sweep", str(sweep), "--store", str(tmp_path / "store.sqlite"), "--results-dir", str(tmp_path / "r"), "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    assert len(runs(tmp_path)) == 4
+    board = (out / "LEADERBOARD.md").read_text()
+    assert board.startswith(f"Made by `harness sweep {sweep}`") and "| best-of-n " in board and "| sft " in board
+    sweep.write_text("seeds: [0]\nruns:\n  - algo: sft\n    args: [1]\n")
+    assert main(argv) == 2
+    assert f"{sweep}: runs[1]: expected" in capsys.readouterr().err
+
+
+def test_reward_model_table(tmp_path, tiny_proxy, capsys):
+    argv = ["reward-models", "pairwise", "ranking", "--rm", "ranking:epochs=1", "--quiet", *BENCH]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| pairwise " in out and "| ranking " in out and "rm/gold_accuracy" in out and "annotation cost" in out
