@@ -120,13 +120,13 @@ def main(argv: list[str]) -> int:
 
     torch.set_num_threads(args.threads)
     import transformers
+    from harness_plugins.ppo import PPO
+    from harness_plugins.ppo_config import PPOConfig
     from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel
 
     from harness.api import Budget, GenerationSettings, TrainContext
     from harness.lm import LMShape, gpt2_config
     from harness.reward import ClassifierReward
-    from harness_plugins.ppo import PPO
-    from harness_plugins.ppo_config import PPOConfig
 
     t_script = time.perf_counter()
     tokenizer = build_tokenizer()

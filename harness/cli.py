@@ -237,7 +237,12 @@ def cmd_show(argv: list[str]) -> int:
 
 
 def cmd_leaderboard(argv: list[str]) -> int:
-    from harness.leaderboard import FORMATS, build_leaderboard, render, write_leaderboard
+    from harness.leaderboard import (
+        FORMATS,
+        build_leaderboard,
+        render,
+        write_leaderboard,
+    )
     from harness.store import Store
 
     parser = ArgumentParser(prog=f"{PROG} leaderboard", description="Mean and 95% CI over seeds, per benchmark and config.")

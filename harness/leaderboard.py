@@ -202,7 +202,7 @@ def _markdown(df: pd.DataFrame, hib: Mapping[str, bool], precision: int) -> str:
         title = f"### {bench} (v{version})" if version else f"### {bench}"
         sections.append(f"{title}\n\n{table.to_markdown(index=False, disable_numparse=True, colalign=colalign)}\n")
     legend = (
-        f"Mean over seeds ± the half-width of a 95% Student-t confidence interval (no ± with one seed); "
+        "Mean over seeds ± the half-width of a 95% Student-t confidence interval (no ± with one seed); "
         "↑/↓: higher/lower is better.\n"
     )
     return "\n".join(sections) + "\n" + legend

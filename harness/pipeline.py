@@ -24,7 +24,15 @@ from harness.api import Benchmark, GenerationSettings, Rollout
 from harness.cache import StageCache
 from harness.config import config_hash, help_field
 from harness.generation import sample_rollout
-from harness.lm import LMShape, TrainSettings, load_tokenizer, mean_token_log_likelihood, new_lm, train_causal_lm, train_tokenizer
+from harness.lm import (
+    LMShape,
+    TrainSettings,
+    load_tokenizer,
+    mean_token_log_likelihood,
+    new_lm,
+    train_causal_lm,
+    train_tokenizer,
+)
 from harness.progress import bar
 
 # Bump when a stage's code changes what it produces.

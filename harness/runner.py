@@ -17,7 +17,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.api import Budget, EvalBatch, FittedRewardModel, Policy, RewardFitContext, RunInfo, TrainContext, config_dict
+from harness.api import (
+    Budget,
+    EvalBatch,
+    FittedRewardModel,
+    Policy,
+    RewardFitContext,
+    RunInfo,
+    TrainContext,
+    config_dict,
+)
 from harness.cache import StageCache
 from harness.config import config_hash
 from harness.errors import NonFiniteError, UsageError

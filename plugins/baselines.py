@@ -9,7 +9,13 @@ from dataclasses import dataclass
 import torch
 
 from harness import hookimpl
-from harness.api import GenerationSettings, Policy, PolicyOptimizer, Rollout, TrainContext
+from harness.api import (
+    GenerationSettings,
+    Policy,
+    PolicyOptimizer,
+    Rollout,
+    TrainContext,
+)
 from harness.config import help_field
 
 

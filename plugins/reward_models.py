@@ -16,7 +16,14 @@ from harness.api import FittedRewardModel, RewardFitContext, RewardModel, Rollou
 from harness.config import help_field
 from harness.generation import sample_rollout
 from harness.lm import lm_to_classifier
-from harness.reward import ClassifierReward, all_pairs_loss, annotation_cost, fit_on_rankings, held_out_metrics, plackett_luce_loss
+from harness.reward import (
+    ClassifierReward,
+    all_pairs_loss,
+    annotation_cost,
+    fit_on_rankings,
+    held_out_metrics,
+    plackett_luce_loss,
+)
 
 
 @dataclass

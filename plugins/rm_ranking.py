@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from harness_plugins.ppo import PPO, PromptSampler, kl_penalty
+from harness_plugins.ppo_config import PPOConfig
 
 from harness import hookimpl
 from harness.api import Policy, Rollout, TrainContext
 from harness.config import help_field
 from harness.errors import UsageError
-from harness_plugins.ppo import PPO, PromptSampler, kl_penalty, policy_logits, sample_batch
-from harness_plugins.ppo_config import PPOConfig
+from harness.fast_gpt2 import policy_logits, sample_batch
 from harness.generation import token_log_probs
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from harness_benchmarks.sentiment import Sentiment, SentimentConfig
 
 from harness.api import Budget, RewardFitContext, TrainContext
 from harness.cache import StageCache
 from harness.pipeline import prepare
-from harness_benchmarks.sentiment import Sentiment, SentimentConfig
 
 # Tiny models: one thread is as fast as two, and far faster when another process holds a core.
 torch.set_num_threads(1)

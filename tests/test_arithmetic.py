@@ -7,10 +7,18 @@ import random
 
 import pytest
 import torch
+from harness_benchmarks.arithmetic import (
+    FILLERS,
+    Arithmetic,
+    ArithmeticConfig,
+    answer,
+    parse_number,
+    parse_problem,
+    spell,
+)
 
 from harness.cache import StageCache
 from harness.pipeline import prepare
-from harness_benchmarks.arithmetic import FILLERS, Arithmetic, ArithmeticConfig, answer, parse_number, parse_problem, spell
 
 
 def gold_of(cases: list[tuple[str, str, bool]], config: ArithmeticConfig | None = None) -> list[float]:

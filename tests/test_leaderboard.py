@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from harness.errors import UsageError
-from harness.leaderboard import EMPTY_MESSAGE, FORMATS, build_leaderboard, render, write_leaderboard
+from harness.leaderboard import (
+    EMPTY_MESSAGE,
+    FORMATS,
+    build_leaderboard,
+    render,
+    write_leaderboard,
+)
 from harness.store import Store
 
 # Student's t quantile with 2 dof in closed form: t_p = (2p - 1) * sqrt(2 / (4p(1 - p))).

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 import torch
+from harness_benchmarks.sentiment import Sentiment
 
 from harness.cache import StageCache
 from harness.generation import rollout_from_texts, sample_rollout
 from harness.pipeline import annotate, prepare
-from harness_benchmarks.sentiment import Sentiment
 from tests.conftest import tiny_sentiment_config
 
 

@@ -8,20 +8,10 @@ import copy
 import math
 from pathlib import Path
 
+import harness_plugins.ppo as ppo
 import pytest
 import torch
 from conftest import make_train_context
-from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel
-
-import harness_plugins.ppo as ppo
-from harness.api import Budget, FittedRewardModel, GenerationSettings, PolicyOptimizer, TrainContext
-from harness.bench import build_prompts, build_tokenizer
-from harness.config import add_dataclass_arguments, build_config
-from harness.errors import UsageError
-from harness.generation import response_logits, sample_rollout, sequence_inputs, token_log_probs
-from harness.lm import LMShape, gpt2_config
-from harness.registry import Registry
-from harness.reward import ClassifierReward
 from harness_plugins.ppo import (
     PPO,
     AdaptiveKLController,
@@ -35,6 +25,28 @@ from harness_plugins.ppo import (
     whiten,
 )
 from harness_plugins.ppo_config import PPOConfig
+from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel
+
+import harness.fast_gpt2 as fast_gpt2
+from harness.api import (
+    Budget,
+    FittedRewardModel,
+    GenerationSettings,
+    PolicyOptimizer,
+    TrainContext,
+)
+from harness.bench import build_prompts, build_tokenizer
+from harness.config import add_dataclass_arguments, build_config
+from harness.errors import UsageError
+from harness.generation import (
+    response_logits,
+    sample_rollout,
+    sequence_inputs,
+    token_log_probs,
+)
+from harness.lm import LMShape, gpt2_config
+from harness.registry import Registry
+from harness.reward import ClassifierReward
 
 # ---------------------------------------------------------------------------------------------
 # A tiny synthetic set-up (random GPT-2s over a 59-token vocabulary): fast, for the loop's
@@ -95,14 +107,14 @@ def test_fast_forward_matches_transformers_and_stacked_models_match_separate_one
     assert not mask.all() and mask.any(1).all()  # some responses ended early: padding is exercised
     with torch.no_grad():
         expected = response_logits(ctx.policy, rollout, 0.7)  # transformers' forward
-        torch.testing.assert_close(ppo.policy_logits(ctx.policy, rollout, 0.7)[mask], expected[mask], rtol=0, atol=1e-5)
+        torch.testing.assert_close(fast_gpt2.policy_logits(ctx.policy, rollout, 0.7)[mask], expected[mask], rtol=0, atol=1e-5)
         input_ids, attention, positions = sequence_inputs(rollout)
         hidden = critic.transformer(input_ids=input_ids, attention_mask=attention, position_ids=positions).last_hidden_state
         start = rollout.query_ids.size(1) - 1
         hf_values = critic.score(hidden[:, start : start + mask.size(1)]).squeeze(-1)
-        torch.testing.assert_close(ppo.token_values(critic, rollout)[mask], hf_values[mask], rtol=0, atol=1e-5)
-        together = ppo.response_hidden([ctx.policy, critic, ctx.ref_policy], rollout)
-        apart = [ppo.response_hidden([m], rollout)[0] for m in (ctx.policy, critic, ctx.ref_policy)]
+        torch.testing.assert_close(fast_gpt2.token_values(critic, rollout)[mask], hf_values[mask], rtol=0, atol=1e-5)
+        together = fast_gpt2.response_hidden([ctx.policy, critic, ctx.ref_policy], rollout)
+        apart = [fast_gpt2.response_hidden([m], rollout)[0] for m in (ctx.policy, critic, ctx.ref_policy)]
         for a, b in zip(together, apart):
             torch.testing.assert_close(a[mask], b[mask], rtol=0, atol=1e-5)
 
@@ -111,11 +123,11 @@ def test_fast_forward_matches_transformers_and_stacked_models_match_separate_one
 def test_fast_sampler_draws_what_harness_generation_draws(temperature):
     ctx = synthetic_context()
     settings = GenerationSettings(max_new_tokens=12, temperature=temperature)
-    ours = ppo.sample_batch(ctx.policy, TOKENIZER, PROMPTS, settings, torch.Generator().manual_seed(3))
+    ours = fast_gpt2.sample_batch(ctx.policy, TOKENIZER, PROMPTS, settings, torch.Generator().manual_seed(3))
     theirs = sample_rollout(ctx.policy, TOKENIZER, PROMPTS, settings, torch.Generator().manual_seed(3))
     assert torch.equal(ours.response_ids, theirs.response_ids)
     assert (ours.response_ids == TOKENIZER.pad_token_id).any()  # rows stopped at EOS, then PAD
-    fixed = ppo.sample_batch(ctx.policy, TOKENIZER, PROMPTS, settings, torch.Generator().manual_seed(3), stop_at_eos=False)
+    fixed = fast_gpt2.sample_batch(ctx.policy, TOKENIZER, PROMPTS, settings, torch.Generator().manual_seed(3), stop_at_eos=False)
     assert fixed.response_ids.shape == (len(PROMPTS), 12) and fixed.response_mask.all()
     assert (fixed.response_ids == TOKENIZER.eos_token_id).any()  # EOS sampled as an ordinary token
 
@@ -127,7 +139,7 @@ def test_other_models_go_through_transformers_with_the_same_results(monkeypatch)
         return logs, policy.model.transformer.wte.weight.detach().clone()
 
     fast_logs, fast_weights = run()
-    monkeypatch.setattr(ppo, "is_plain_gpt2", lambda model: False)  # as for any model but a plain GPT-2
+    monkeypatch.setattr(fast_gpt2, "is_plain_gpt2", lambda model: False)  # as for any model but a plain GPT-2
     slow_logs, slow_weights = run()
     assert all(m["val/response_length"] == 8 for m in slow_logs)  # fixed length through harness.generation too
     assert slow_logs[0]["objective/scores"] == pytest.approx(fast_logs[0]["objective/scores"], abs=1e-5)

@@ -6,10 +6,15 @@ import math
 
 import pytest
 import torch
+from harness_plugins.ppo import PPO
+from harness_plugins.rm_ranking import (
+    RMRanking,
+    RMRankingConfig,
+    rank_rewards,
+    rrhf_loss,
+)
 
 from harness.generation import sample_rollout
-from harness_plugins.ppo import PPO
-from harness_plugins.rm_ranking import RMRanking, RMRankingConfig, rank_rewards, rrhf_loss
 from tests.conftest import make_train_context
 
 

@@ -1,0 +1,238 @@
+"""A lean forward pass and KV-cache sampler for the harness's plain GPT-2 models: the same math
+on the same weights as transformers' GPT-2 (tests/test_ppo.py checks both against it), without
+its per-call overhead, and several models of one shape run as one batched computation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from harness.api import Rollout
+from harness.generation import encode_prompts, sample_responses, sequence_inputs
+
+# =============================================================================================
+# Models: sampling and per-token outputs
+#
+# Speed ([perf]): at this size transformers' GPT-2 forward spends ~2 ms per call on overhead
+# (mask building, output classes, cache objects) beside ~5 ms of arithmetic, and the sampler pays
+# it at every token. For plain GPT-2 models the functions below run the same math on the same
+# weights directly (tests/test_ppo.py checks them against transformers), and run several models
+# of one shape -- policy and critic, or policy, critic and π_ref -- as ONE batched computation
+# with their weights stacked on a leading model axis: half the kernel calls, twice the work per
+# call, which is what two cores need. Any other model goes through transformers / harness.generation.
+# =============================================================================================
+
+
+def is_plain_gpt2(model) -> bool:
+    """A GPT-2 whose forward :func:`gpt2_hidden` reproduces (the harness builds only these)."""
+    config, transformer = getattr(model, "config", None), getattr(model, "transformer", None)
+    return (
+        type(transformer).__name__ == "GPT2Model"
+        and config.scale_attn_weights
+        and not config.scale_attn_by_inverse_layer_idx
+        and not config.reorder_and_upcast_attn
+        and not config.add_cross_attention
+        and not model.training  # dropout is skipped below: [B]/[N] 8 keeps every model in eval mode
+    )
+
+
+def _signature(model) -> tuple:
+    t = model.transformer
+    return (t.wte.weight.shape, t.wpe.weight.shape, len(t.h), model.config.n_head, model.config.layer_norm_epsilon,
+            type(t.h[0].mlp.act), t.h[0].mlp.c_fc.weight.shape)  # fmt: skip
+
+
+def stackable(models: list) -> bool:
+    """Plain GPT-2s of one shape: they can run as one batched computation."""
+    return all(is_plain_gpt2(m) for m in models) and len({_signature(m) for m in models}) == 1
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
+
+
+def _layer_norm(x: torch.Tensor, norms: list) -> torch.Tensor:
+    """LayerNorm of ``x`` ``[M, ..., D]``, model m with ``norms[m]``'s affine parameters."""
+    if len(norms) == 1:
+        return F.layer_norm(x, x.shape[-1:], norms[0].weight, norms[0].bias, norms[0].eps)
+    shape = (len(norms),) + (1,) * (x.dim() - 2) + x.shape[-1:]
+    weight, bias = _stack([n.weight for n in norms]).view(shape), _stack([n.bias for n in norms]).view(shape)
+    return torch.addcmul(bias, F.layer_norm(x, x.shape[-1:], eps=norms[0].eps), weight)
+
+
+def _linear(x: torch.Tensor, convs: list) -> torch.Tensor:
+    """GPT-2's Conv1D (x·W + b) per model: ``[M, N, in] → [M, N, out]``."""
+    return torch.baddbmm(_stack([c.bias for c in convs]).unsqueeze(1), x, _stack([c.weight for c in convs]))
+
+
+def _attend(blocks: list, x: torch.Tensor, keep: torch.Tensor, cache=None, start: int = 0, out_from: int = 0) -> torch.Tensor:
+    """x + attention(ln_1(x)) for ``x`` ``[M, B, L, D]``; ``keep``: bool ``[B, 1, L_q, L_k]``.
+    With ``cache = (K, V)`` (preallocated ``[M·B, H, L_max, D_h]``) this call's keys and values
+    are written at ``start`` and the queries attend to everything cached so far. ``out_from``:
+    positions before it are computed only as far as their keys and values (the last layer's
+    other outputs there are never read)."""
+    n_models, batch, length, width = x.shape
+    attn = blocks[0].attn
+    h = _layer_norm(x, [b.ln_1 for b in blocks]).view(n_models, -1, width)
+    qkv = _linear(h, [b.attn.c_attn for b in blocks]).view(n_models * batch, length, 3, attn.num_heads, attn.head_dim)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4)
+    if cache is not None:
+        cache[0][:, :, start : start + length] = k
+        cache[1][:, :, start : start + length] = v
+        k, v = cache[0][:, :, : start + length], cache[1][:, :, : start + length]
+    if out_from:
+        q, x, keep = q[:, :, out_from:], x[:, :, out_from:], keep[:, :, out_from:]
+    if n_models > 1:
+        keep = keep.repeat(n_models, 1, 1, 1)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, scale=attn.scaling)
+    out = _linear(out.transpose(1, 2).reshape(n_models, -1, width), [b.attn.c_proj for b in blocks])
+    return x + out.view(x.shape)
+
+
+def _mlp(blocks: list, x: torch.Tensor) -> torch.Tensor:
+    h = _layer_norm(x, [b.ln_2 for b in blocks]).view(x.size(0), -1, x.size(-1))
+    h = blocks[0].mlp.act(_linear(h, [b.mlp.c_fc for b in blocks]))
+    return x + _linear(h, [b.mlp.c_proj for b in blocks]).view(x.shape)
+
+
+def _keep_mask(key_mask: torch.Tensor, query_start: int, n_queries: int) -> torch.Tensor:
+    """Causal attention over real keys: ``[B, 1, n_queries, query_start + n_queries]``. A query
+    that is itself padding also sees itself, so that no row is all-masked (its output is unused)."""
+    n_keys = query_start + n_queries
+    query_pos = torch.arange(query_start, n_keys, device=key_mask.device)
+    key_pos = torch.arange(n_keys, device=key_mask.device)
+    keep = (key_pos[None, :] <= query_pos[:, None])[None] & key_mask[:, None, :n_keys]
+    keep = keep | (key_pos[None, :] == query_pos[:, None])[None]
+    return keep[:, None]
+
+
+def _embed(transformers: list, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+    """Token + position embeddings per model: ``[M, B, L, D]`` (one lookup in the stacked tables)."""
+    if len(transformers) == 1:
+        t = transformers[0]
+        return (t.wte(input_ids) + t.wpe(position_ids)).unsqueeze(0)
+    offsets = torch.arange(len(transformers), device=input_ids.device).view(-1, 1, 1)
+    vocab, n_positions = transformers[0].wte.weight.size(0), transformers[0].wpe.weight.size(0)
+    tokens = F.embedding(input_ids + offsets * vocab, torch.cat([t.wte.weight for t in transformers]))
+    return tokens + F.embedding(position_ids + offsets * n_positions, torch.cat([t.wpe.weight for t in transformers]))
+
+
+def gpt2_hidden(
+    models: list, input_ids: torch.Tensor, key_mask: torch.Tensor, position_ids: torch.Tensor, out_from: int = 0
+) -> torch.Tensor:
+    """The last hidden state (after ln_f, no dropout) of each model in ``models`` (plain GPT-2s
+    of one shape) at positions ``out_from:``: ``[M, B, L − out_from, D]``."""
+    transformers = [m.transformer for m in models]
+    keep = _keep_mask(key_mask, 0, input_ids.size(1))
+    x = _embed(transformers, input_ids, position_ids)
+    n_layers = len(transformers[0].h)
+    for i in range(n_layers):
+        blocks = [t.h[i] for t in transformers]
+        x = _mlp(blocks, _attend(blocks, x, keep, out_from=out_from if i == n_layers - 1 else 0))
+    return _layer_norm(x, [t.ln_f for t in transformers])
+
+
+def response_hidden(models: list, rollout: Rollout) -> list[torch.Tensor]:
+    """[B] 1 each model sees query + response; its hidden state where response token t is
+    predicted (column Tq − 1 + t), ``[B, Tr, D]`` per model. Same-shape plain GPT-2s run as one
+    batched computation; others through transformers."""
+    input_ids, attention, positions = sequence_inputs(rollout)
+    start, width = rollout.query_ids.size(1) - 1, rollout.response_ids.size(1)
+    if stackable(models):
+        # The last token predicts nothing that is scored: drop it.
+        hidden = gpt2_hidden(models, input_ids[:, :-1], attention[:, :-1].bool(), positions[:, :-1], out_from=start)
+        return list(hidden.unbind(0))
+    if len(models) > 1:
+        return [h for m in models for h in response_hidden([m], rollout)]
+    out = models[0].transformer(input_ids=input_ids, attention_mask=attention, position_ids=positions).last_hidden_state
+    return [out[:, start : start + width]]
+
+
+def lm_logits(model, hidden: torch.Tensor, temperature: float) -> torch.Tensor:
+    """[B] 5 logits / T, as they were sampled."""
+    return model.lm_head(hidden).float() / temperature
+
+
+def critic_values(critic, hidden: torch.Tensor) -> torch.Tensor:
+    return critic.score(hidden).squeeze(-1).float()
+
+
+def policy_logits(model, rollout: Rollout, temperature: float) -> torch.Tensor:
+    """Logits / T predicting each response token, ``[B, Tr, V]`` (harness.generation.response_logits)."""
+    return lm_logits(model, response_hidden([model], rollout)[0], temperature)
+
+
+def token_values(critic, rollout: Rollout) -> torch.Tensor:
+    """V_t read where the policy's logits for response token t are (before token t): ``[B, Tr]``."""
+    return critic_values(critic, response_hidden([critic], rollout)[0])
+
+
+@torch.no_grad()
+def gpt2_sample(
+    model, query_ids, query_mask, settings, eos_id: int, pad_id: int, generator=None, stop_at_eos: bool = True
+) -> torch.Tensor:
+    """harness.generation.sample_responses for a plain GPT-2 (same conventions, the same draws
+    from ``generator``) with a preallocated KV cache. With ``stop_at_eos=False`` every row gets
+    exactly ``max_new_tokens`` tokens and EOS is an ordinary token."""
+    transformer, config = model.transformer, model.config
+    batch, n_query = query_ids.shape
+    n_total = n_query + settings.max_new_tokens
+    key_mask = torch.zeros(batch, n_total, dtype=torch.bool, device=query_ids.device)
+    key_mask[:, :n_query] = query_mask
+    cache_shape = (batch, config.n_head, n_total, config.n_embd // config.n_head)
+    caches = [(torch.empty(cache_shape, device=query_ids.device), torch.empty(cache_shape, device=query_ids.device))
+              for _ in transformer.h]  # fmt: skip
+    ids = query_ids.masked_fill(~query_mask, eos_id)  # PAD is never embedded
+    positions = (query_mask.long().cumsum(1) - 1).clamp(min=0)
+    next_position = positions[:, -1:] + 1
+    start, done, tokens = 0, torch.zeros(batch, dtype=torch.bool, device=query_ids.device), []
+    for step in range(settings.max_new_tokens):
+        if start == 0:  # the prompt: causal attention over its real tokens
+            keep = _keep_mask(key_mask, 0, ids.size(1))
+        else:  # one new token: it sees every real key so far, itself included
+            keep = key_mask[:, None, None, : start + 1]
+        x = _embed([transformer], ids, positions)
+        for i, (block, cache) in enumerate(zip(transformer.h, caches)):
+            out_from = x.size(2) - 1 if i == len(caches) - 1 else 0
+            x = _mlp([block], _attend([block], x, keep, cache, start, out_from))
+        logits = lm_logits(model, _layer_norm(x[0, :, -1], [transformer.ln_f]), settings.temperature)
+        token = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)  # [B] 4
+        if stop_at_eos:
+            token = token.masked_fill(done, pad_id)  # [N] 10 everything after the first EOS is PAD
+            done |= token == eos_id
+        tokens.append(token)
+        if (stop_at_eos and bool(done.all())) or step == settings.max_new_tokens - 1:
+            break
+        start += ids.size(1)
+        key_mask[:, start] = True
+        ids = token.masked_fill(done, eos_id).unsqueeze(1)
+        positions, next_position = next_position, next_position + 1
+    return torch.stack(tokens, dim=1)
+
+
+#: A stop id no model can sample: passed as EOS, harness.generation's sampler never stops.
+_NO_STOP = -1
+
+
+def sample_batch(
+    model, tokenizer, prompts: list[str], settings, generator: torch.Generator, stop_at_eos: bool = True
+) -> Rollout:
+    """[B] 4 pure temperature sampling, [N] 10/11 left-padded queries.
+
+    With ``stop_at_eos`` a response ends at its first EOS (kept) and is PAD afterwards. Without,
+    every response has exactly ``max_new_tokens`` tokens and EOS is an ordinary token (TRL's
+    ``stop_token=None``). Models that are not plain GPT-2 go through harness.generation (there,
+    the no-stop case passes a stop id that cannot be sampled, with the query's padding pre-filled
+    with EOS because that sampler's fill id is its stop id)."""
+    device = next(model.parameters()).device
+    query_ids, query_mask = encode_prompts(tokenizer, prompts, device)
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    if is_plain_gpt2(model):
+        response_ids = gpt2_sample(model, query_ids, query_mask, settings, eos, pad, generator, stop_at_eos)
+    elif stop_at_eos:
+        response_ids = sample_responses(model, query_ids, query_mask, settings, eos, pad, generator)
+    else:
+        filled = query_ids.masked_fill(~query_mask, eos)
+        response_ids = sample_responses(model, filled, query_mask, settings, _NO_STOP, _NO_STOP, generator)
+    return Rollout(list(prompts), query_ids, query_mask, response_ids, tokenizer)
