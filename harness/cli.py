@@ -3,7 +3,7 @@
     harness list                                   algorithms, reward models, evaluators, benchmarks
     harness run --algo ppo [--no-kl] [--seeds 0 1 2] [--budget N] [--benchmark B] [--reward-model R]
     harness sweep sweeps/leaderboard.yaml          a grid of algorithms × benchmarks × seeds
-    harness runs | show RUN | leaderboard [--format md|csv|html|latex]
+    harness runs | show RUN | samples | leaderboard [--format md|csv|html|latex]
     harness reward-models pairwise ranking         held-out accuracy of reward models at equal annotation budgets
     harness cache ls | clear
     harness bench ppo
@@ -236,6 +236,33 @@ def cmd_show(argv: list[str]) -> int:
     return 0
 
 
+def cmd_samples(argv: list[str]) -> int:
+    """Stored held-out generations, one section per finished run: what each policy writes."""
+    from harness.store import Store
+
+    parser = ArgumentParser(prog=f"{PROG} samples", description="Held-out samples of finished runs, as markdown.")
+    _store_arg(parser)
+    parser.add_argument("--benchmark")
+    parser.add_argument("--algo")
+    parser.add_argument("--seed", type=int, default=None, help="only runs with this seed")
+    parser.add_argument("-n", type=int, default=4, help="samples per run (default: %(default)s)")
+    args = parser.parse_args(argv)
+    with Store(args.store) as store:
+        for r in store.list_runs(benchmark=args.benchmark, algorithm=args.algo, status="finished"):
+            if args.seed is not None and r.seed != args.seed:
+                continue
+            changed = {k: v for k, v in r.algo_config.items() if k in ("kl", "reward", "objective", "n", "k")}
+            print(f"### {r.benchmark} · {r.algorithm} {changed or ''} · seed {r.seed} · run {r.run_id}\n")
+            print(f"gold {r.metrics.get('eval/gold', float('nan')):+.3f}, proxy {r.metrics.get('eval/proxy', float('nan')):+.3f}, "
+                  f"KL {r.metrics.get('eval/kl', float('nan')):.2f}\n")
+            print("| gold | proxy | prompt ▸ response |\n| ---: | ---: | :--- |")
+            for sample in store.samples(r.run_id, limit=args.n):
+                text = f"{sample['prompt']} ▸ {sample['response']}".replace("|", "\\|")
+                print(f"| {sample['gold']:+.2f} | {sample['proxy']:+.2f} | {text} |")
+            print()
+    return 0
+
+
 def cmd_leaderboard(argv: list[str]) -> int:
     from harness.leaderboard import (
         FORMATS,
@@ -390,6 +417,7 @@ COMMANDS = {
     "runs": cmd_runs,
     "show": cmd_show,
     "leaderboard": cmd_leaderboard,
+    "samples": cmd_samples,
     "cache": cmd_cache,
     "sweep": cmd_sweep,
     "reward-models": cmd_reward_models,

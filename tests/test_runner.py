@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from pathlib import Path
 
@@ -58,6 +59,10 @@ def test_leaderboard_rows_come_from_runs(tmp_path, tiny_proxy, capsys):
     assert main(["runs", "--store", str(tmp_path / "store.sqlite")]) == 0
     assert main(["show", runs(tmp_path)[0].run_id[:6], "--store", str(tmp_path / "store.sqlite")]) == 0
     assert "sample (gold" in capsys.readouterr().out
+    assert main(["samples", "--store", str(tmp_path / "store.sqlite"), "--seed", "1", "-n", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("### sentiment · sft") == 1
+    assert len(re.findall(r"^\| [+-]\d", out, re.M)) == 2  # two sample rows
 
 
 def _faulty_plugin(tmp_path: Path, body: str) -> Path:
