@@ -23,7 +23,12 @@ STORE_ENV = "HARNESS_STORE"
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with one-line errors and "did you mean" for unknown flags."""
+    """argparse with one-line errors, "did you mean" for unknown flags, and no abbreviations
+    (a plugin's ``--reward`` must never be taken for ``--reward-model``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         if message.startswith("unrecognized arguments:"):
@@ -108,9 +113,11 @@ def _run_base_parser(add_help: bool) -> ArgumentParser:
     return parser
 
 
-def cmd_run(argv: list[str]) -> int:
+def parse_run(argv: list[str]):
+    """``harness run`` arguments → (plugin host, RunRequest); every mistake is a UsageError."""
     from harness.cache import StageCache
     from harness.config import add_dataclass_arguments, build_config, parse_overrides
+    from harness.runner import RunRequest
 
     host = _host(argv)
     known, _ = _run_base_parser(add_help=False).parse_known_args([a for a in argv if a not in ("-h", "--help")])
@@ -122,9 +129,6 @@ def cmd_run(argv: list[str]) -> int:
     add_dataclass_arguments(parser, algo.cls.Config, title=f"{known.algo} options")
     add_dataclass_arguments(parser, rm.cls.Config, prefix="rm_", title=f"reward model {known.reward_model!r} options")
     args = parser.parse_args(argv)
-
-    from harness.runner import RunRequest, run
-
     request = RunRequest(
         algorithm=args.algo,
         benchmark=args.benchmark,
@@ -140,7 +144,14 @@ def cmd_run(argv: list[str]) -> int:
         cache=StageCache(args.cache_dir),
         quiet=args.quiet,
     )
-    if args.quiet:
+    return host, request
+
+
+def cmd_run(argv: list[str]) -> int:
+    from harness.runner import run
+
+    host, request = parse_run(argv)
+    if request.quiet:
         os.environ["HARNESS_QUIET"] = "1"
     results = run(host, request)
     _print_results(results)
@@ -315,12 +326,33 @@ def cmd_cache(argv: list[str]) -> int:
     return 0
 
 
+def _finished_seeds(store_path: str, request) -> set[int]:
+    """Seeds of ``request`` already finished in the store (same benchmark version, algorithm,
+    algorithm config, reward model and budget): a re-run sweep resumes instead of duplicating."""
+    from harness.api import config_dict
+    from harness.config import config_hash
+    from harness.store import Store
+
+    if not Path(store_path).exists():
+        return set()
+    with Store(store_path) as store:
+        runs = store.list_runs(benchmark=request.benchmark, algorithm=request.algorithm, status="finished")
+    algo_hash = config_hash(request.algorithm, config_dict(request.algo_config))
+    bench_config = config_dict(request.bench_config) if request.bench_config is not None else None
+    return {
+        r.seed for r in runs
+        if r.config_hash == algo_hash and r.reward_model == request.reward_model
+        and r.rm_config == config_dict(request.rm_config)
+        and (bench_config is None or r.benchmark_config == bench_config)
+        and (request.budget is None or r.budget.get("episodes") == request.budget)
+    }
+
+
 def cmd_sweep(argv: list[str]) -> int:
     import shlex
     import time
 
     from harness.leaderboard import build_leaderboard, render, write_leaderboard
-    from harness.manifest import git_state
     from harness.store import Store
     from harness.sweep import load_sweep
 
@@ -337,11 +369,16 @@ def cmd_sweep(argv: list[str]) -> int:
     sweep = load_sweep(args.file)
     shared = ["--store", args.store, "--results-dir", args.results_dir] + (["--cache-dir", args.cache_dir] if args.cache_dir else [])
     shared += (["--quiet"] if args.quiet else []) + [f"--plugin={p}" for p in args.plugin]
+    # Check every cell before running any: a typo in the last cell must not waste the first ones.
+    requests = [parse_run(cell.argv() + shared)[1] for cell in sweep.runs]
     failed = 0
-    started = time.time()
-    for i, cell in enumerate(sweep.runs, 1):
-        print(f"[{i}/{len(sweep.runs)}] harness run {shlex.join(cell.argv())}", flush=True)
-        if not args.dry_run:
+    for i, (cell, request) in enumerate(zip(sweep.runs, requests), 1):
+        done = _finished_seeds(args.store, request)
+        todo = [seed for seed in cell.seeds if seed not in done]
+        skipped = f"  (seeds {sorted(done & set(cell.seeds))} already in the store)" if len(todo) < len(cell.seeds) else ""
+        print(f"[{i}/{len(sweep.runs)}] harness run {shlex.join(cell.argv())}{skipped}", flush=True)
+        if not args.dry_run and todo:
+            cell.seeds = todo
             failed += cmd_run(cell.argv() + shared) != 0
     if args.dry_run:
         return 0
@@ -351,10 +388,16 @@ def cmd_sweep(argv: list[str]) -> int:
     frame = frame[frame["benchmark"].isin(benchmarks)] if len(frame) else frame
     table = build_leaderboard(frame)
     higher = frame.attrs.get("higher_is_better", {})
-    git = git_state()
+    with Store(args.store) as store:
+        ids = set(frame["run_id"]) if len(frame) else set()
+        commits = sorted({
+            (r.manifest.get("git") or {}).get("commit") or "unknown"
+            + (" (with uncommitted changes)" if (r.manifest.get("git") or {}).get("dirty") else "")
+            for r in store.list_runs(status="finished") if r.run_id in ids
+        })  # fmt: skip
     header = (
-        f"Made by `harness sweep {args.file}` (store `{args.store}`) at commit {git['commit'] or 'unknown'}"
-        f"{' with uncommitted changes' if git['dirty'] else ''}, {time.strftime('%Y-%m-%d')}, in {time.time() - started:.0f} s.\n\n"
+        f"Made by `harness sweep {args.file}` (store `{args.store}`), {time.strftime('%Y-%m-%d')}; "
+        f"runs made at commit {', '.join(commits) or 'unknown'}.\n\n"
     )
     print(header + render(table, "md", higher_is_better=higher))
     for path in write_leaderboard(table, Path(args.out), higher):

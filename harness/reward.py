@@ -76,25 +76,32 @@ def items_rollout(tokenizer, items: list[dict], device) -> tuple[Rollout, list[i
 
 def held_out_metrics(fitted: FittedRewardModel, tokenizer, items: list[dict], device) -> dict[str, float]:
     """Pairwise accuracy against the annotator's labels and against gold, and Spearman's rank
-    correlation of the RM with gold, on held-out (eval-prompt) preference items."""
+    correlation of the RM with gold, on held-out (eval-prompt) preference items.
+
+    A pair of identical responses carries no preference, so it is left out of ``rm/accuracy``;
+    a pair with equal gold is left out of ``rm/gold_accuracy``. An RM tie counts half."""
     if not items:
         return {}
     rollout, starts = items_rollout(tokenizer, items, device)
     scores = fitted.score(rollout).cpu()
-    agree_label = agree_gold = pairs = 0
+    label_hits = label_pairs = gold_hits = gold_pairs = 0.0
     for item, start in zip(items, starts):
         s = scores[start : start + len(item["responses"])]
         order, gold = item["ranking"], item["gold"]
+        seen = list(zip(item["responses"], item["ended"]))
         for a in range(len(order)):
             for b in range(a + 1, len(order)):
                 hi, lo = order[a], order[b]
-                pairs += 1
-                agree_label += float(s[hi] > s[lo])
-                agree_gold += float((s[hi] - s[lo]) * (gold[hi] - gold[lo]) > 0)
+                agree = 1.0 if s[hi] > s[lo] else 0.5 if s[hi] == s[lo] else 0.0
+                if seen[hi] != seen[lo]:
+                    label_pairs, label_hits = label_pairs + 1, label_hits + agree
+                if gold[hi] != gold[lo]:
+                    gold_pairs += 1
+                    gold_hits += agree if gold[hi] > gold[lo] else 1.0 - agree
     gold_all = [g for item in items for g in item["gold"]]
     return {
-        "rm/accuracy": agree_label / pairs,
-        "rm/gold_accuracy": agree_gold / pairs,
+        "rm/accuracy": label_hits / label_pairs if label_pairs else float("nan"),
+        "rm/gold_accuracy": gold_hits / gold_pairs if gold_pairs else float("nan"),
         "rm/spearman": float(spearmanr(scores.numpy(), gold_all).statistic),
     }
 

@@ -35,6 +35,8 @@ from harness.pipeline import BenchmarkArtifacts, prepare
 from harness.plugins import PluginHost
 from harness.store import Store
 
+#: bump when fitting or the held-out RM metrics change (fits are deterministic: same weights)
+REWARD_CODE_VERSION = 2
 #: how many held-out generations each run keeps in the store
 STORED_SAMPLES = 48
 EVAL_SEED_OFFSET = 1_000_003
@@ -91,7 +93,7 @@ def fit_reward_model(host: PluginHost, name: str, config: Any, artifacts: Benchm
     ctx = RewardFitContext(artifacts=artifacts, device=device, cache_dir=artifacts.cache.root, seed=artifacts.config.seed)
     if entry.cls.preference_kind is None:
         return rm.fit(ctx)
-    key = config_hash("reward_model", name, config, artifacts.keys, artifacts.config)
+    key = config_hash("reward_model", REWARD_CODE_VERSION, name, config, artifacts.keys, artifacts.config)
     holder: dict[str, FittedRewardModel] = {}
 
     def build(folder: Path) -> None:

@@ -48,3 +48,12 @@ def test_show_unknown_run(tmp_path, capsys):
     Store(tmp_path / "s.sqlite").close()
     assert main(["show", "abc", "--store", str(tmp_path / "s.sqlite")]) == 2
     assert "no run 'abc'" in capsys.readouterr().err
+
+
+def test_flags_are_never_abbreviated():
+    from harness.cli import parse_run
+
+    _, request = parse_run(["--algo", "rm-ranking", "--reward", "score", "--no-kl"])
+    assert request.reward_model == "pairwise"  # "--reward" is rm-ranking's flag, not --reward-model
+    assert request.algo_config.reward == "score" and request.algo_config.kl is False
+    assert main(["run", "--algo", "sft", "--bud", "5"]) == 2

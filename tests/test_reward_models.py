@@ -64,3 +64,28 @@ def tiny_artifacts_rollout(artifacts):
     from harness.generation import rollout_from_texts
 
     return rollout_from_texts(artifacts.tokenizer, artifacts.eval_prompts[:8], ["was good"] * 8)
+
+
+class LengthReward:
+    """A stand-in RM that prefers longer responses (FittedRewardModel's interface)."""
+
+    is_oracle = False
+
+    def score(self, rollout):
+        return rollout.lengths.float()
+
+
+def test_held_out_metrics_leave_out_pairs_without_a_preference(tiny_artifacts):
+    from harness.reward import held_out_metrics
+
+    items = [
+        # identical responses: no preference to get right, left out of both accuracies
+        {"prompt": "the movie was", "responses": ["good", "good"], "ended": [True, True], "ranking": [1, 0], "gold": [0.4, 0.4]},
+        # the annotator and gold prefer the longer one: the RM agrees
+        {"prompt": "the movie was", "responses": ["very good", "good"], "ended": [True, True], "ranking": [0, 1], "gold": [0.5, 0.4]},
+        # the annotator picked the shorter one (noise) but gold prefers the longer one
+        {"prompt": "the plot was", "responses": ["dull", "really great"], "ended": [True, True], "ranking": [0, 1], "gold": [-0.3, 0.6]},
+    ]
+    metrics = held_out_metrics(LengthReward(), tiny_artifacts.tokenizer, items, "cpu")
+    assert metrics["rm/accuracy"] == 0.5  # 1 of the 2 labelled pairs
+    assert metrics["rm/gold_accuracy"] == 1.0  # both pairs with a gold difference

@@ -124,6 +124,9 @@ def test_sweep_runs_the_grid_and_writes_the_leaderboard(tmp_path, tiny_proxy, ca
     assert len(runs(tmp_path)) == 4
     board = (out / "LEADERBOARD.md").read_text()
     assert board.startswith(f"Made by `harness sweep {sweep}`") and "| best-of-n " in board and "| sft " in board
+    assert main(argv) == 0  # a second sweep resumes: every seed is already in the store
+    assert len(runs(tmp_path)) == 4
+    assert "already in the store" in capsys.readouterr().out
     sweep.write_text("seeds: [0]\nruns:\n  - algo: sft\n    args: [1]\n")
     assert main(argv) == 2
     assert f"{sweep}: runs[1]: expected" in capsys.readouterr().err
