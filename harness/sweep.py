@@ -12,6 +12,8 @@ local executor through the same code path as ``harness run``, then a leaderboard
       - algo: ppo
       - algo: ppo
         args: {kl: false}            # flags of the algorithm: --no-kl
+      - algo: ppo
+        reward_model: gold           # this row only: the oracle upper bound
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import yaml
 from harness.errors import UsageError
 
 TOP_KEYS = {"benchmarks", "seeds", "reward_model", "rm_args", "budget", "runs", "device"}
-RUN_KEYS = {"algo", "args"}
+RUN_KEYS = {"algo", "args", "reward_model"}
 
 
 @dataclass
@@ -108,9 +110,9 @@ def load_sweep(path: Path) -> Sweep:
             raise _error(path, f"benchmark entry {b!r}: expected a name or {{name: ..., bench: {{...}}}}")
         for i, r in enumerate(runs, 1):
             if not isinstance(r, dict) or "algo" not in r or set(r) - RUN_KEYS or not isinstance(r.get("args", {}), dict):
-                raise _error(path, f"runs[{i}]: expected {{algo: NAME, args: {{...}}}}, got {r!r}")
+                raise _error(path, f"runs[{i}]: expected {{algo: NAME, args: {{...}}, reward_model: NAME}}, got {r!r}")
             sweep.runs.append(
-                SweepRun(name, bench, r["algo"], r.get("args", {}), seeds, data.get("reward_model", "pairwise"),
+                SweepRun(name, bench, r["algo"], r.get("args", {}), seeds, r.get("reward_model", data.get("reward_model", "pairwise")),
                          data.get("rm_args", {}), budget, data.get("device", "auto"))
             )
     return sweep
