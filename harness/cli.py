@@ -191,6 +191,12 @@ def cmd_list(argv: list[str]) -> int:
     return 0
 
 
+def _existing_store(path: str) -> str:
+    if not Path(path).exists():
+        raise UsageError(f"no store at {path}; `harness run` creates one (or pass --store)")
+    return path
+
+
 def cmd_runs(argv: list[str]) -> int:
     from harness.store import Store
 
@@ -200,7 +206,7 @@ def cmd_runs(argv: list[str]) -> int:
     parser.add_argument("--algo")
     parser.add_argument("--status")
     args = parser.parse_args(argv)
-    with Store(args.store) as store:
+    with Store(_existing_store(args.store)) as store:
         runs = store.list_runs(benchmark=args.benchmark, algorithm=args.algo, status=args.status)
         if not runs:
             print(f"no runs in {args.store}")
@@ -223,7 +229,7 @@ def cmd_show(argv: list[str]) -> int:
     parser.add_argument("--samples", type=int, default=5, help="samples to print (default: %(default)s)")
     _store_arg(parser)
     args = parser.parse_args(argv)
-    with Store(args.store) as store:
+    with Store(_existing_store(args.store)) as store:
         r = store.get_run(args.run)
         print(f"run {r.run_id}  {r.name}\n  status: {r.status}" + (f"  error: {r.error}" if r.error else ""))
         print(f"  benchmark: {r.benchmark} v{r.benchmark_version}  algorithm: {r.algorithm}  reward model: {r.reward_model}"
@@ -258,7 +264,7 @@ def cmd_samples(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=None, help="only runs with this seed")
     parser.add_argument("-n", type=int, default=4, help="samples per run (default: %(default)s)")
     args = parser.parse_args(argv)
-    with Store(args.store) as store:
+    with Store(_existing_store(args.store)) as store:
         for r in store.list_runs(benchmark=args.benchmark, algorithm=args.algo, status="finished"):
             if args.seed is not None and r.seed != args.seed:
                 continue
@@ -291,9 +297,7 @@ def cmd_leaderboard(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.format not in FORMATS:
         raise UsageError(f"--format {args.format!r} is not one of {', '.join(FORMATS)}{did_you_mean(args.format, FORMATS)}")
-    if not Path(args.store).exists():
-        raise UsageError(f"no store at {args.store}; run `harness run` first")
-    with Store(args.store) as store:
+    with Store(_existing_store(args.store)) as store:
         frame = store.metrics_frame(benchmark=args.benchmark)
     table = build_leaderboard(frame)
     higher = frame.attrs.get("higher_is_better", {})
@@ -326,9 +330,10 @@ def cmd_cache(argv: list[str]) -> int:
     return 0
 
 
-def _finished_seeds(store_path: str, request) -> set[int]:
-    """Seeds of ``request`` already finished in the store (same benchmark version, algorithm,
-    algorithm config, reward model and budget): a re-run sweep resumes instead of duplicating."""
+def _finished_seeds(store_path: str, request, benchmark_version: str) -> set[int]:
+    """Seeds of ``request`` already finished in the store (same benchmark version and config,
+    algorithm config, reward model and config, and budget): a re-run sweep resumes instead of
+    duplicating."""
     from harness.api import config_dict
     from harness.config import config_hash
     from harness.store import Store
@@ -338,14 +343,14 @@ def _finished_seeds(store_path: str, request) -> set[int]:
     with Store(store_path) as store:
         runs = store.list_runs(benchmark=request.benchmark, algorithm=request.algorithm, status="finished")
     algo_hash = config_hash(request.algorithm, config_dict(request.algo_config))
-    bench_config = config_dict(request.bench_config) if request.bench_config is not None else None
+    bench_config = config_dict(request.bench_config)
+    budget = request.budget or request.bench_config.default_budget
     return {
         r.seed for r in runs
         if r.config_hash == algo_hash and r.reward_model == request.reward_model
-        and r.rm_config == config_dict(request.rm_config)
-        and (bench_config is None or r.benchmark_config == bench_config)
-        and (request.budget is None or r.budget.get("episodes") == request.budget)
-    }
+        and r.rm_config == config_dict(request.rm_config) and str(r.benchmark_version) == str(benchmark_version)
+        and r.benchmark_config == bench_config and r.budget.get("episodes") == budget
+    }  # fmt: skip
 
 
 def cmd_sweep(argv: list[str]) -> int:
@@ -370,10 +375,11 @@ def cmd_sweep(argv: list[str]) -> int:
     shared = ["--store", args.store, "--results-dir", args.results_dir] + (["--cache-dir", args.cache_dir] if args.cache_dir else [])
     shared += (["--quiet"] if args.quiet else []) + [f"--plugin={p}" for p in args.plugin]
     # Check every cell before running any: a typo in the last cell must not waste the first ones.
-    requests = [parse_run(cell.argv() + shared)[1] for cell in sweep.runs]
+    parsed = [parse_run(cell.argv() + shared) for cell in sweep.runs]
+    requests = [(request, host.benchmarks.get(request.benchmark).cls.version) for host, request in parsed]
     failed = 0
-    for i, (cell, request) in enumerate(zip(sweep.runs, requests), 1):
-        done = _finished_seeds(args.store, request)
+    for i, (cell, (request, version)) in enumerate(zip(sweep.runs, requests), 1):
+        done = _finished_seeds(args.store, request, version)
         todo = [seed for seed in cell.seeds if seed not in done]
         skipped = f"  (seeds {sorted(done & set(cell.seeds))} already in the store)" if len(todo) < len(cell.seeds) else ""
         print(f"[{i}/{len(sweep.runs)}] harness run {shlex.join(cell.argv())}{skipped}", flush=True)
@@ -390,11 +396,8 @@ def cmd_sweep(argv: list[str]) -> int:
     higher = frame.attrs.get("higher_is_better", {})
     with Store(args.store) as store:
         ids = set(frame["run_id"]) if len(frame) else set()
-        commits = sorted({
-            (r.manifest.get("git") or {}).get("commit") or "unknown"
-            + (" (with uncommitted changes)" if (r.manifest.get("git") or {}).get("dirty") else "")
-            for r in store.list_runs(status="finished") if r.run_id in ids
-        })  # fmt: skip
+        gits = [r.manifest.get("git") or {} for r in store.list_runs(status="finished") if r.run_id in ids]
+        commits = sorted({(g.get("commit") or "unknown") + (" (with uncommitted changes)" if g.get("dirty") else "") for g in gits})
     header = (
         f"Made by `harness sweep {args.file}` (store `{args.store}`), {time.strftime('%Y-%m-%d')}; "
         f"runs made at commit {', '.join(commits) or 'unknown'}.\n\n"
@@ -429,6 +432,12 @@ def cmd_reward_models(argv: list[str]) -> int:
     _common(parser)
     args = parser.parse_args(argv)
     host = _host(argv)
+    for item in args.rm:
+        name, sep, setting = item.partition(":")
+        if not sep or "=" not in setting or name not in args.names:
+            raise UsageError(f"--rm {item!r}: expected NAME:KEY=VALUE with NAME one of {', '.join(args.names)}")
+    for name in args.names:
+        host.reward_models.get(name)
     bench = host.benchmarks.get(args.benchmark)
     artifacts = prepare(bench.cls(parse_overrides(bench.cls.Config, args.bench, what=f"--bench ({args.benchmark})")),
                         StageCache(args.cache_dir), resolve_device(args.device), quiet=args.quiet)
@@ -501,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG} {command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG} {command}: interrupted; the store is consistent (the current run is marked interrupted)", file=sys.stderr)
+        print(f"{PROG} {command}: interrupted; the store is consistent (a run in progress is marked interrupted)", file=sys.stderr)
         return 130
     except SystemExit as exc:  # argparse --help
         return int(exc.code or 0)

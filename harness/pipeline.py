@@ -39,6 +39,11 @@ from harness.progress import bar
 STAGE_CODE_VERSION = {"data": 1, "base_lm": 1, "sft": 1, "judge": 1, "preferences": 1}
 
 
+def judge_heads(width: int) -> int:
+    """Attention heads of a judge LM: one per 64 dimensions."""
+    return max(1, width // 64)
+
+
 @dataclass
 class BenchmarkConfig:
     """Settings shared by embedded benchmarks. Override with ``--bench key=value``."""
@@ -71,6 +76,15 @@ class BenchmarkConfig:
             value = getattr(self, f.name)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
                 raise ValueError(f"{f.name} must be >= 0, got {value}")
+        for name in ("corpus_size", "sft_size", "policy_layers", "policy_width", "policy_heads", "max_positions",
+                     "max_new_tokens", "preference_prompts", "preference_eval_prompts", "eval_samples_per_prompt",
+                     "default_budget"):  # fmt: skip
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.policy_width % self.policy_heads:
+            raise ValueError(f"policy_width ({self.policy_width}) must be a multiple of policy_heads ({self.policy_heads})")
+        if self.judge_layers and self.judge_width % judge_heads(self.judge_width):
+            raise ValueError(f"judge_width ({self.judge_width}) must be a multiple of {judge_heads(self.judge_width)} (its heads)")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 2 <= self.ranking_k <= 9:
@@ -197,7 +211,7 @@ class BenchmarkArtifacts:
         corpus = self._texts("corpus")
         held_out = max(200, len(corpus) // 20)
         examples = [([], self._encode(t) + [eos]) for t in corpus[held_out:]]
-        shape = LMShape(c.judge_layers, c.judge_width, max(1, c.judge_width // 64), c.max_positions)
+        shape = LMShape(c.judge_layers, c.judge_width, judge_heads(c.judge_width), c.max_positions)
         model = self._train_lm(shape, examples, c.judge_epochs, 1e-3, c.seed + 2, "judge LM")
         model.save_pretrained(str(out))
         # Fluency is standardised on held-out corpus text: z = (ll − mean) / std.

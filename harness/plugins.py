@@ -83,7 +83,7 @@ def _load_file(path: Path) -> ModuleType:
 def _load_plugin_spec(spec: str) -> tuple[str, ModuleType]:
     """``spec`` is a ``.py`` file or an importable module name."""
     path = Path(spec)
-    if spec.endswith(".py") or path.exists():
+    if spec.endswith(".py") or path.is_file():
         if not path.is_file():
             raise UsageError(f"--plugin {spec}: no such file")
         return str(path), _load_file(path)

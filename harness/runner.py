@@ -167,23 +167,6 @@ def _run_seed(host, request, store, artifacts, proxy, algo_entry, algo_config, r
     run_id = uuid.uuid4().hex[:12]
     run_dir = Path(request.results_dir) / "runs" / f"{name}__{run_id}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    store.create_run(
-        run_id=run_id,
-        name=name,
-        benchmark=benchmark.name,
-        benchmark_version=benchmark.version,
-        benchmark_config=config_dict(artifacts.config),
-        algorithm=request.algorithm,
-        algo_config=algo_cfg,
-        config_hash=config_hash(request.algorithm, algo_cfg),
-        reward_model=request.reward_model,
-        rm_config=config_dict(rm_config),
-        rm_is_oracle=bool(proxy.is_oracle),
-        seed=seed,
-        budget={"episodes": budget_episodes},
-        manifest=manifest(device),
-        run_dir=str(run_dir),
-    )
     info = RunInfo(run_id, name, benchmark.name, request.algorithm, request.reward_model, seed, algo_cfg, run_dir)
     (run_dir / "config.json").write_text(json.dumps({
         "algorithm": request.algorithm, "algo_config": algo_cfg, "benchmark": benchmark.name,
@@ -192,6 +175,28 @@ def _run_seed(host, request, store, artifacts, proxy, algo_entry, algo_config, r
         "seed": seed, "budget": budget_episodes, "device": str(device),
     }, indent=2))
     log_file = (run_dir / "log.txt").open("a")
+    # The store row comes last: a failure above (disk full, permissions) leaves no run stuck as "running".
+    try:
+        store.create_run(
+            run_id=run_id,
+            name=name,
+            benchmark=benchmark.name,
+            benchmark_version=benchmark.version,
+            benchmark_config=config_dict(artifacts.config),
+            algorithm=request.algorithm,
+            algo_config=algo_cfg,
+            config_hash=config_hash(request.algorithm, algo_cfg),
+            reward_model=request.reward_model,
+            rm_config=config_dict(rm_config),
+            rm_is_oracle=bool(proxy.is_oracle),
+            seed=seed,
+            budget={"episodes": budget_episodes},
+            manifest=manifest(device),
+            run_dir=str(run_dir),
+        )
+    except BaseException:
+        log_file.close()
+        raise
     budget = Budget(budget_episodes)
 
     def log(step: int, metrics: dict[str, float]) -> None:

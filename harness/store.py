@@ -436,7 +436,7 @@ class Store:
             "SELECT prompt, response, gold, proxy, extra FROM samples WHERE run_id = ? ORDER BY idx LIMIT ?",
             (run_id, -1 if limit is None else int(limit)),
         )
-        return [{"prompt": p, "response": r, "gold": g, "proxy": x, **json.loads(e)} for p, r, g, x, e in rows]
+        return [{"prompt": p, "response": r, "gold": _float(g), "proxy": _float(x), **json.loads(e)} for p, r, g, x, e in rows]
 
     def metrics_frame(self, *, benchmark: str | None = None, status: str | None = "finished") -> pd.DataFrame:
         """One row per run (``status=None``: any status) with :data:`RUN_FRAME_COLUMNS` plus one

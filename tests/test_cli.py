@@ -25,6 +25,11 @@ from harness.cli import main
         (["run", "--algo", "sft", "--bench", "temperature=0"], "temperature must be > 0"),
         (["run", "--algo", "sft", "--rm-lr", "-1"], "--rm-epochs, --rm-lr and --rm-batch-size must be > 0"),
         (["leaderboard", "--format", "mdx"], "--format 'mdx' is not one of"),
+        (["run", "--algo", "sft", "--bench", "policy_heads=0"], "policy_heads must be > 0"),
+        (["run", "--algo", "sft", "--bench", "policy_width=100", "--bench", "policy_heads=3"], "must be a multiple of policy_heads"),
+        (["run", "--algo", "sft", "--bench", "judge_width=200"], "judge_width (200) must be a multiple of 3"),
+        (["runs", "--store", "/nonexistent/store.sqlite"], "no store at /nonexistent/store.sqlite"),
+        (["reward-models", "ranking", "--rm", "ranking"], "expected NAME:KEY=VALUE"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(argv, expected, capsys):
