@@ -114,21 +114,37 @@ class Ranking(Pairwise):
 class GoldScores(FittedRewardModel):
     is_oracle = True
 
-    def __init__(self, artifacts):
-        self.artifacts = artifacts
+    def __init__(self, artifacts, gain: float = 1.0, bias: float = 0.0):
+        self.artifacts, self.gain, self.bias = artifacts, gain, bias
         self.metrics = {}
 
     def score(self, rollout: Rollout) -> torch.Tensor:
-        return self.artifacts.gold(rollout).to(rollout.response_ids.device)
+        return self.gain * self.artifacts.gold(rollout).to(rollout.response_ids.device) + self.bias
+
+
+@dataclass
+class GoldConfig:
+    normalise: bool = help_field(
+        "rescale r* to mean 0, std 1 on π_sft samples, as the learned RMs are, so a KL coefficient weighs the same", True
+    )
 
 
 class Gold(RewardModel):
     name = "gold"
     description = "the gold reward r* itself: an oracle upper bound, not a fair comparison"
+    Config = GoldConfig
     preference_kind = None
 
     def fit(self, ctx: RewardFitContext) -> FittedRewardModel:
-        return GoldScores(ctx.artifacts)
+        art = ctx.artifacts
+        if not self.config.normalise:
+            return GoldScores(art)
+        # The same samples the learned RMs are normalised on (an affine map keeps the optimum).
+        samples = sample_rollout(art.load_sft(), art.tokenizer, art.train_prompts * 4, art.generation,
+                                 torch.Generator().manual_seed(art.config.seed + 5))
+        gold = art.gold(samples)
+        std = gold.std().clamp_min(1e-6).item()
+        return GoldScores(art, 1.0 / std, -gold.mean().item() / std)
 
 
 @hookimpl
