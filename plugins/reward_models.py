@@ -26,6 +26,12 @@ from harness.reward import (
 )
 
 
+def sft_samples(art) -> Rollout:
+    """π_sft's samples on the train prompts (4 each) that reward models are normalised on."""
+    return sample_rollout(art.load_sft(), art.tokenizer, art.train_prompts * 4, art.generation,
+                          torch.Generator().manual_seed(art.config.seed + 5))
+
+
 @dataclass
 class PairwiseConfig:
     epochs: float = help_field("epochs over the preference pairs", 3.0)
@@ -59,9 +65,7 @@ class Pairwise(RewardModel):
                         seed=art.config.seed + 4, device=ctx.device, loss_fn=self._loss(), quiet=art.quiet)
         fitted = ClassifierReward(model)
         if c.normalise:
-            samples = sample_rollout(art.load_sft(), art.tokenizer, art.train_prompts * 4, art.generation,
-                                     torch.Generator().manual_seed(art.config.seed + 5))
-            fitted.normalise_on(samples)
+            fitted.normalise_on(sft_samples(art))
         fitted.metrics = held_out_metrics(fitted, art.tokenizer, data["eval"], ctx.device)
         fitted.metrics["rm/train_items"] = float(len(data["train"]))
         return fitted
@@ -140,9 +144,7 @@ class Gold(RewardModel):
         if not self.config.normalise:
             return GoldScores(art)
         # The same samples the learned RMs are normalised on (an affine map keeps the optimum).
-        samples = sample_rollout(art.load_sft(), art.tokenizer, art.train_prompts * 4, art.generation,
-                                 torch.Generator().manual_seed(art.config.seed + 5))
-        gold = art.gold(samples)
+        gold = art.gold(sft_samples(art))
         std = gold.std().clamp_min(1e-6).item()
         return GoldScores(art, 1.0 / std, -gold.mean().item() / std)
 
