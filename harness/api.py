@@ -11,6 +11,7 @@ Every one of them declares a ``Config`` dataclass whose fields become CLI flags,
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ class EmptyConfig:
     """No options."""
 
 
-class Plugin:
+class Plugin(abc.ABC):
     """What every registered class has: a name, a one-line description, a config dataclass."""
 
     name: ClassVar[str] = ""
@@ -197,7 +198,7 @@ class Budget:
 # -------------------------------------------------------------------------
 
 
-class FittedRewardModel:
+class FittedRewardModel(abc.ABC):
     """A reward model ready to score. ``score`` returns one float per rollout row."""
 
     #: The sequence-classification model behind the scores, if there is one (PPO may
@@ -208,8 +209,9 @@ class FittedRewardModel:
     #: Held-out quality figures of the fit (``rm/accuracy``, ``rm/spearman``...).
     metrics: dict[str, float] = {}
 
+    @abc.abstractmethod
     def score(self, rollout: Rollout) -> torch.Tensor:
-        raise NotImplementedError
+        """One score per rollout row."""
 
 
 @dataclass
@@ -229,8 +231,9 @@ class RewardModel(Plugin):
     #: What preference data it trains on: ``pairs``, ``rankings`` or ``None`` (gold).
     preference_kind: ClassVar[str | None] = "pairs"
 
+    @abc.abstractmethod
     def fit(self, ctx: RewardFitContext) -> FittedRewardModel:
-        raise NotImplementedError
+        """Train on the benchmark's annotations (or wrap r*) and return the fitted model."""
 
     def load(self, ctx: RewardFitContext, folder: Path) -> FittedRewardModel:
         """Rebuild a fitted model saved by :meth:`save` (the cache). Default: fit again."""
@@ -274,8 +277,9 @@ class PolicyOptimizer(Plugin):
     """An RLHF algorithm. One run: ``train(ctx)`` on the train prompts within ``ctx.budget``
     episodes, returning the final policy."""
 
+    @abc.abstractmethod
     def train(self, ctx: TrainContext) -> Policy:
-        raise NotImplementedError
+        """Optimize ``ctx.policy`` within ``ctx.budget`` and return the final policy."""
 
 
 # -------------------------------------------------------------------------
@@ -336,8 +340,9 @@ class Evaluator(Plugin):
     #: metric key → True when higher is better (the leaderboard prints ↑/↓).
     higher_is_better: ClassVar[dict[str, bool]] = {}
 
+    @abc.abstractmethod
     def evaluate(self, batch: EvalBatch) -> dict[str, float]:
-        raise NotImplementedError
+        """Namespaced metric values for ``batch``."""
 
 
 # -------------------------------------------------------------------------
@@ -358,22 +363,22 @@ class Benchmark(Plugin):
     #: but does not rebuild the corpus, the base LM or π_sft.
     gold_settings: ClassVar[tuple[str, ...]] = ()
 
+    @abc.abstractmethod
     def corpus(self, rng) -> list[str]:
         """Pretraining texts: whitespace-separated words."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def sft_pairs(self, rng) -> list[tuple[str, str]]:
         """(prompt, response) demonstrations for supervised fine-tuning."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def prompts(self, rng) -> tuple[list[str], list[str]]:
         """(train prompts, held-out eval prompts); no string in both."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def gold_reward(self, artifacts: BenchmarkArtifacts) -> Callable[[list[str], list[str], torch.Tensor], torch.Tensor]:
         """The gold reward r*: ``(prompts, responses, ended) -> scores``. Hidden from every
         optimizer; only the annotator and evaluators call it."""
-        raise NotImplementedError
 
 
 @dataclass
