@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import platform
@@ -197,7 +198,7 @@ def main(argv: list[str]) -> int:
 
     episodes = ctx.budget.episodes_used
     generated = episodes * args.response_length if not args.stop_eos else None
-    timings = algo.timings.as_dict()
+    timings = dataclasses.asdict(algo.timings)
     tail = logs[-max(1, len(logs) // 10) :]
 
     def mean(key: str, rows) -> float:

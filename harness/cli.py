@@ -113,13 +113,14 @@ def _run_base_parser(add_help: bool) -> ArgumentParser:
     return parser
 
 
-def parse_run(argv: list[str]):
-    """``harness run`` arguments → (plugin host, RunRequest); every mistake is a UsageError."""
+def parse_run(argv: list[str], host=None):
+    """``harness run`` arguments → (plugin host, RunRequest); every mistake is a UsageError.
+    ``host``: plugins already loaded (a sweep loads them once)."""
     from harness.cache import StageCache
     from harness.config import add_dataclass_arguments, build_config, parse_overrides
     from harness.runner import RunRequest
 
-    host = _host(argv)
+    host = host or _host(argv)
     known, _ = _run_base_parser(add_help=False).parse_known_args([a for a in argv if a not in ("-h", "--help")])
     algo = host.algorithms.get(known.algo)
     rm = host.reward_models.get(known.reward_model)
@@ -151,8 +152,6 @@ def cmd_run(argv: list[str]) -> int:
     from harness.runner import run
 
     host, request = parse_run(argv)
-    if request.quiet:
-        os.environ["HARNESS_QUIET"] = "1"
     results = run(host, request)
     _print_results(results)
     return 0 if all(r.status == "finished" for r in results) else 1
@@ -358,6 +357,7 @@ def cmd_sweep(argv: list[str]) -> int:
     import time
 
     from harness.leaderboard import build_leaderboard, render, write_leaderboard
+    from harness.runner import run
     from harness.store import Store
     from harness.sweep import load_sweep
 
@@ -375,17 +375,19 @@ def cmd_sweep(argv: list[str]) -> int:
     shared = ["--store", args.store, "--results-dir", args.results_dir] + (["--cache-dir", args.cache_dir] if args.cache_dir else [])
     shared += (["--quiet"] if args.quiet else []) + [f"--plugin={p}" for p in args.plugin]
     # Check every cell before running any: a typo in the last cell must not waste the first ones.
-    parsed = [parse_run(cell.argv() + shared) for cell in sweep.runs]
-    requests = [(request, host.benchmarks.get(request.benchmark).cls.version) for host, request in parsed]
+    host = _host(shared)
+    requests = [parse_run(cell.argv() + shared, host)[1] for cell in sweep.runs]
     failed = 0
-    for i, (cell, (request, version)) in enumerate(zip(sweep.runs, requests), 1):
-        done = _finished_seeds(args.store, request, version)
+    for i, (cell, request) in enumerate(zip(sweep.runs, requests), 1):
+        done = _finished_seeds(args.store, request, host.benchmarks.get(request.benchmark).cls.version)
         todo = [seed for seed in cell.seeds if seed not in done]
         skipped = f"  (seeds {sorted(done & set(cell.seeds))} already in the store)" if len(todo) < len(cell.seeds) else ""
         print(f"[{i}/{len(sweep.runs)}] harness run {shlex.join(cell.argv())}{skipped}", flush=True)
         if not args.dry_run and todo:
-            cell.seeds = todo
-            failed += cmd_run(cell.argv() + shared) != 0
+            request.seeds = todo
+            results = run(host, request)
+            _print_results(results)
+            failed += any(r.status != "finished" for r in results)
     if args.dry_run:
         return 0
     benchmarks = sorted({cell.benchmark for cell in sweep.runs})
@@ -403,9 +405,7 @@ def cmd_sweep(argv: list[str]) -> int:
         f"runs made at commit {', '.join(commits) or 'unknown'}.\n\n"
     )
     print(header + render(table, "md", higher_is_better=higher))
-    for path in write_leaderboard(table, Path(args.out), higher):
-        if path.suffix == ".md":
-            path.write_text(header + path.read_text())
+    for path in write_leaderboard(table, Path(args.out), higher, preamble=header):
         print(f"wrote {path}", file=sys.stderr)
     return 1 if failed else 0
 

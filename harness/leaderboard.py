@@ -269,16 +269,18 @@ def render(df: pd.DataFrame, fmt: str, higher_is_better: Mapping[str, bool] | No
     return _latex(df, hib, precision)
 
 
-def write_leaderboard(df: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[str, bool] | None = None) -> list[Path]:
-    """Write ``LEADERBOARD.md`` and ``leaderboard.csv`` into ``out_dir``; return their paths.
-    Each file is replaced atomically, so a reader never sees half a table."""
+def write_leaderboard(
+    df: pd.DataFrame, out_dir: Path, higher_is_better: Mapping[str, bool] | None = None, preamble: str = ""
+) -> list[Path]:
+    """Write ``LEADERBOARD.md`` (after ``preamble``) and ``leaderboard.csv`` into ``out_dir``;
+    return their paths. Each file is replaced atomically, so a reader never sees half a table."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, fmt in (("LEADERBOARD.md", "md"), ("leaderboard.csv", "csv")):
         path = out_dir / name
         tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
-        tmp.write_text(render(df, fmt, higher_is_better), encoding="utf-8")
+        tmp.write_text((preamble if fmt == "md" else "") + render(df, fmt, higher_is_better), encoding="utf-8")
         tmp.replace(path)
         paths.append(path)
     return paths

@@ -94,7 +94,7 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def load_plugins(extra: list[str] | None = None, entry_points: bool = True) -> PluginHost:
+def load_plugins(extra: list[str] | None = None) -> PluginHost:
     """Load every plugin and fill the registries.
 
     A plugin that fails to import, or that implements a hook that does not exist (a typo), is
@@ -114,11 +114,10 @@ def load_plugins(extra: list[str] | None = None, entry_points: bool = True) -> P
         except Exception as exc:  # a broken plugin must not take the others down
             errors.append(PluginError(name, _error_text(exc)))
 
-    if entry_points:
-        for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = getattr(ep, "dist", None)
-            name = f"{dist.name}:{ep.name}" if dist is not None else ep.name
-            register(name, ep.load)
+    for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist = getattr(ep, "dist", None)
+        name = f"{dist.name}:{ep.name}" if dist is not None else ep.name
+        register(name, ep.load)
     specs = list(extra or [])
     specs += [s for s in os.environ.get(PLUGINS_ENV, "").split(os.pathsep) if s.strip()]
     for spec in specs:

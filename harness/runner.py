@@ -3,7 +3,6 @@ the proxy reward model, train, evaluate on held-out prompts, store everything.""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import random
@@ -110,13 +109,17 @@ def _check_finite(step: int, metrics: dict[str, float]) -> None:
             raise NonFiniteError(f"{key} is {value} at step {step}")
 
 
-def evaluate(host: PluginHost, policy: Policy, ref: Policy, artifacts: BenchmarkArtifacts, proxy: FittedRewardModel, seed: int) -> tuple[dict[str, float], dict[str, bool | None], EvalBatch]:
+def evaluate(
+    host: PluginHost, policy: Policy, ref: Policy, artifacts: BenchmarkArtifacts, proxy: FittedRewardModel, seed: int, quiet: bool = False
+) -> tuple[dict[str, float], dict[str, bool | None], EvalBatch]:
     """Every registered evaluator on samples of π and π_sft for the held-out prompts, with
     the benchmark's fixed decoding settings and a seed derived from the run's."""
     prompts = [p for p in artifacts.eval_prompts for _ in range(artifacts.config.eval_samples_per_prompt)]
     settings = artifacts.generation
-    rollout = policy.sample(prompts, settings, torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET), desc="evaluate: sample π")
-    ref_rollout = ref.sample(prompts, settings, torch.Generator().manual_seed(seed + 2 * EVAL_SEED_OFFSET), desc="evaluate: sample π_sft")
+    rollout = policy.sample(prompts, settings, torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET), desc=None if quiet else "evaluate: sample π")
+    ref_rollout = ref.sample(
+        prompts, settings, torch.Generator().manual_seed(seed + 2 * EVAL_SEED_OFFSET), desc=None if quiet else "evaluate: sample π_sft"
+    )
     batch = EvalBatch(policy, ref, rollout, ref_rollout, artifacts.gold, proxy, settings.temperature)
     metrics: dict[str, float] = {}
     higher: dict[str, bool | None] = {}
@@ -217,7 +220,7 @@ def _run_seed(host, request, store, artifacts, proxy, algo_entry, algo_config, r
             seed=seed, device=device, run_dir=run_dir, log=log, quiet=request.quiet,
         )
         policy = algo_entry.cls(algo_config).train(ctx)
-        metrics, higher, batch = evaluate(host, policy, Policy(ref_model, artifacts.tokenizer), artifacts, proxy, seed)
+        metrics, higher, batch = evaluate(host, policy, Policy(ref_model, artifacts.tokenizer), artifacts, proxy, seed, request.quiet)
         store.add_samples(run_id, _samples(batch, STORED_SAMPLES))
         policy.save(run_dir / "policy.safetensors")
         status = "finished"
@@ -234,7 +237,3 @@ def _run_seed(host, request, store, artifacts, proxy, algo_entry, algo_config, r
         log_file.close()
         host.hook.harness_run_finished(run=info, status=status, metrics=metrics, error=error)
     return RunResult(run_id, name, seed, status, metrics, error)
-
-
-def as_dict(result: RunResult) -> dict[str, Any]:
-    return dataclasses.asdict(result)

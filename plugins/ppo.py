@@ -235,6 +235,22 @@ def disable_dropout(model) -> None:
     model.eval()
 
 
+def updates_in_budget(budget, batch_size: int) -> int:
+    """Whole batches only: never past the budget (a remainder stays unspent)."""
+    n_updates = budget.remaining // batch_size
+    if n_updates == 0:
+        raise UsageError(f"--batch-size {batch_size} is more than the budget of {budget.remaining} episodes")
+    return n_updates
+
+
+def anneal_lr(optimizer, lr: float, decay: bool, update: int, n_updates: int) -> float:
+    """[B] 9 LR annealing: linear to 0 over the updates (CleanRL's form); returns the LR set."""
+    lr = lr * (1.0 - (update - 1) / n_updates) if decay else lr
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
 class PromptSampler:
     """Train prompts in shuffled passes (a fresh seeded permutation per pass)."""
 
@@ -271,9 +287,6 @@ class Timings:
     generate: float = 0.0
     score: float = 0.0  # forwards of π_θ, π_ref, critic and RM on the rollout; rewards, GAE
     optimize: float = 0.0  # forward + backward + AdamW over the PPO epochs
-
-    def as_dict(self) -> dict[str, float]:
-        return {"generate": self.generate, "score": self.score, "optimize": self.optimize}
 
 
 def _check_finite(what: str, x: torch.Tensor, update: int) -> None:
@@ -312,9 +325,7 @@ class PPO(PolicyOptimizer):
         critic = make_critic(ctx, c.critic_init, seed=ctx.seed)
         for model in (policy, ref_policy, critic, rm_model):
             disable_dropout(model)  # [B]/[N] 8 dropout off in policy, reference, RM and critic
-        n_updates = ctx.budget.remaining // c.batch_size  # whole batches only: never past the budget
-        if n_updates == 0:
-            raise UsageError(f"--batch-size {c.batch_size} is more than the budget of {ctx.budget.remaining} episodes")
+        n_updates = updates_in_budget(ctx.budget, c.batch_size)
         # One AdamW over both networks, as [N]/TRL: one backward of the joint loss, one step. The
         # networks share no parameter, so this equals two AdamWs with the same settings (and since
         # Adam is invariant to a loss's scale per parameter, vf_coef mostly acts through clipping
@@ -334,10 +345,7 @@ class PPO(PolicyOptimizer):
 
         with ctx.progress(n_updates, f"{self.name} updates") as progress:
             for update in range(1, n_updates + 1):
-                # [B] 9 LR annealing: linear to 0 over the updates (CleanRL's form)
-                lr = c.lr * (1.0 - (update - 1) / n_updates) if c.lr_decay else c.lr
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                lr = anneal_lr(optimizer, c.lr, c.lr_decay, update, n_updates)  # [B] 9
 
                 # -- 1. rollout ([B] 4 pure temperature sampling, [N] 10/11 left padding) -------------
                 t0 = time.perf_counter()

@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from harness_plugins.ppo import PPO, PromptSampler, kl_penalty
+from harness_plugins.ppo import PPO, PromptSampler, anneal_lr, kl_penalty, updates_in_budget
 from harness_plugins.ppo_config import PPOConfig
 
 from harness import hookimpl
 from harness.api import Policy, Rollout, TrainContext
 from harness.config import help_field
-from harness.errors import UsageError
 from harness.fast_gpt2 import policy_logits, sample_batch
 from harness.generation import token_log_probs
 
@@ -109,17 +108,13 @@ class RMRanking(PPO):
         torch.manual_seed(ctx.seed)
         generator = torch.Generator().manual_seed(ctx.seed)
         policy, ref = ctx.policy, ctx.ref_policy
-        n_updates = ctx.budget.remaining // c.batch_size
-        if n_updates == 0:
-            raise UsageError(f"--batch-size {c.batch_size} is more than the budget of {ctx.budget.remaining} episodes")
+        n_updates = updates_in_budget(ctx.budget, c.batch_size)
         optimizer = torch.optim.AdamW(policy.parameters(), lr=c.lr, eps=c.adam_eps, weight_decay=c.weight_decay)
         beta = c.kl_coef if c.kl else 0.0
         temperature, sampler = ctx.generation.temperature, PromptSampler(ctx.train_prompts, generator)
         with ctx.progress(n_updates, f"{self.name} (rrhf) updates") as progress:
             for update in range(1, n_updates + 1):
-                lr = c.lr * (1.0 - (update - 1) / n_updates) if c.lr_decay else c.lr
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                anneal_lr(optimizer, c.lr, c.lr_decay, update, n_updates)
                 ctx.budget.spend(c.batch_size)
                 rollout = sample_batch(policy, ctx.tokenizer, self.rollout_prompts(sampler, c.batch_size), ctx.generation, generator)
                 mask = rollout.response_mask
