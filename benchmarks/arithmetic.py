@@ -47,9 +47,7 @@ from functools import cached_property
 
 import torch
 
-from harness.api import Benchmark
-from harness.config import help_field
-from harness.pipeline import BenchmarkConfig
+from harness.api import Benchmark, BenchmarkConfig, help_field
 
 DIGITS = [str(d) for d in range(10)]
 OPERATIONS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b}
@@ -199,7 +197,7 @@ class Arithmetic(Benchmark):
         train, held_out = self.split
         return list(train), list(held_out)
 
-    def gold_reward(self, artifacts):
+    def gold_reward(self, judge):
         config = self.config
 
         def gold(prompts: list[str], responses: list[str], ended: torch.Tensor) -> torch.Tensor:

@@ -22,9 +22,7 @@ from functools import cached_property
 import torch
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from harness.api import Benchmark
-from harness.config import help_field
-from harness.pipeline import BenchmarkConfig
+from harness.api import Benchmark, BenchmarkConfig, help_field
 
 SUBJECTS = [
     "the movie", "the film", "the plot", "the acting", "the story", "the ending", "the music", "the cast",
@@ -145,12 +143,12 @@ class Sentiment(Benchmark):
         n_eval = max(1, int(len(distinct) * self.config.eval_fraction))
         return distinct[n_eval:], distinct[:n_eval]
 
-    def gold_reward(self, artifacts):
+    def gold_reward(self, judge):
         weight = self.config.fluency_weight
 
         def gold(prompts: list[str], responses: list[str], ended: torch.Tensor) -> torch.Tensor:
             texts = [f"{p} {r}".strip() for p, r in zip(prompts, responses)]
             sentiment = torch.tensor(VADER.compound(texts))
-            return sentiment + weight * artifacts.judge_fluency(texts)
+            return sentiment + weight * judge.judge_fluency(texts)
 
         return gold

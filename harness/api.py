@@ -1,18 +1,23 @@
-"""The few types a plugin implements or receives.
+"""The public contract: everything a plugin or a benchmark may import from the core, besides the
+LM toolkit :mod:`harness.lm`. A test fails if a module under ``plugins/`` or ``benchmarks/``
+imports any other part of ``harness``.
 
-- :class:`PolicyOptimizer` — an algorithm: ``train(ctx) -> Policy``.
-- :class:`RewardModel` — ``fit(ctx) -> FittedRewardModel``; a fitted model scores rollouts.
-- :class:`Evaluator` — ``evaluate(batch) -> {metric: value}`` on held-out prompts.
-- :class:`Benchmark` — data plus a gold reward (see :mod:`harness.pipeline` for the stages).
+What a plugin implements (each declares a unique ``name``, a one-line ``description`` and a
+``Config`` dataclass whose fields become CLI flags):
 
-Every one of them declares a ``Config`` dataclass whose fields become CLI flags, a unique
-``name`` and a one-line ``description``.
+- :class:`PolicyOptimizer` — an algorithm: ``train(ctx: TrainContext) -> Policy``;
+- :class:`RewardModel` — ``fit(ctx: RewardFitContext) -> FittedRewardModel`` on preference data;
+- :class:`Evaluator` — ``evaluate(batch: EvalBatch) -> {metric: value}`` on held-out prompts;
+- :class:`Benchmark` — data plus a gold reward r* (``Config`` subclasses :class:`BenchmarkConfig`).
+
+Who sees what (the fairness rules): an optimizer gets the proxy reward model r̂, never r*; a
+reward model gets preference data (texts, token ids, rankings), never r*; only the simulated
+annotator and the evaluators see r*.
 """
 
 from __future__ import annotations
 
 import abc
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,10 +26,21 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 
+from harness import hookimpl
+from harness.config import config_dict, help_field
+from harness.errors import NonFiniteError, UsageError
+from harness.pipeline.config import BenchmarkConfig
+from harness.rollout import GenerationSettings, Rollout
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-    from harness.pipeline import BenchmarkArtifacts
+__all__ = [
+    "Benchmark", "BenchmarkConfig", "Budget", "BudgetExceeded", "EvalBatch", "Evaluator", "FittedRewardModel",
+    "GenerationSettings", "NonFiniteError", "Plugin", "Policy", "PolicyOptimizer", "PreferenceData", "PreferenceItem",
+    "PreferenceRequest", "RewardFitContext", "RewardModel", "Rollout", "RunInfo", "TrainContext", "UsageError",
+    "annotation_cost", "config_dict", "help_field", "hookimpl",
+]  # fmt: skip
 
 
 @dataclass
@@ -44,93 +60,23 @@ class Plugin(abc.ABC):
 
 
 # -------------------------------------------------------------------------
-# token batches
-# -------------------------------------------------------------------------
-
-
-@dataclass
-class Rollout:
-    """Prompts and their sampled responses, as token ids.
-
-    ``query_ids`` is left-padded (so generation appends at one column); ``response_ids`` is
-    right-padded: everything after a response's first EOS is ``pad_id``, and the EOS itself is
-    kept. ``pad_id`` lies outside the models' vocabulary, so it can never be sampled.
-    """
-
-    prompts: list[str]
-    query_ids: torch.Tensor  # [B, Tq] long, left-padded
-    query_mask: torch.Tensor  # [B, Tq] bool
-    response_ids: torch.Tensor  # [B, Tr] long, right-padded
-    tokenizer: PreTrainedTokenizerFast = field(repr=False)
-
-    @property
-    def pad_id(self) -> int:
-        return self.tokenizer.pad_token_id
-
-    @property
-    def eos_id(self) -> int:
-        return self.tokenizer.eos_token_id
-
-    @cached_property
-    def response_mask(self) -> torch.Tensor:
-        """True at real response tokens, the first EOS included."""
-        return self.response_ids != self.pad_id
-
-    @cached_property
-    def lengths(self) -> torch.Tensor:
-        return self.response_mask.sum(1)
-
-    @cached_property
-    def ended(self) -> torch.Tensor:
-        """True where the response contains an EOS (it stopped by itself)."""
-        return ((self.response_ids == self.eos_id) & self.response_mask).any(1)
-
-    @cached_property
-    def responses(self) -> list[str]:
-        """The responses as text, without EOS and padding."""
-        out = []
-        for row, mask in zip(self.response_ids.tolist(), self.response_mask.tolist()):
-            ids = [t for t, m in zip(row, mask) if m and t != self.eos_id]
-            out.append(self.tokenizer.decode(ids))
-        return out
-
-    def __len__(self) -> int:
-        return len(self.prompts)
-
-    def select(self, index: torch.Tensor | list[int]) -> Rollout:
-        index = torch.as_tensor(index, dtype=torch.long)
-        return Rollout(
-            prompts=[self.prompts[i] for i in index.tolist()],
-            query_ids=self.query_ids[index],
-            query_mask=self.query_mask[index],
-            response_ids=self.response_ids[index],
-            tokenizer=self.tokenizer,
-        )
-
-
-@dataclass
-class GenerationSettings:
-    """How responses are sampled: pure temperature sampling (top-k 0, top-p 1), so that the
-    log-probs recomputed with logits / T are those of the sampling distribution."""
-
-    max_new_tokens: int = 16
-    temperature: float = 1.0
-
-
-# -------------------------------------------------------------------------
-# policies
+# policies and the sample budget
 # -------------------------------------------------------------------------
 
 
 class Policy:
     """A causal LM with a frozen decoding setting: what an optimizer returns.
 
-    Subclasses may override :meth:`sample` (best-of-n does) and then set :attr:`analytic_kl`
-    when their per-token log-probs are not available.
+    Subclasses may override :meth:`sample` (best-of-n does); they then set :attr:`analytic_kl`
+    when their per-token log-probs are not available, and the inference cost of one returned
+    response (:attr:`samples_per_response`, :attr:`rm_queries_per_response`).
     """
 
     #: KL(π‖π_ref) per sequence when known in closed form, else ``None`` (then it is estimated).
     analytic_kl: float | None = None
+    #: responses sampled from the model, and proxy-RM queries made, per response returned
+    samples_per_response: int = 1
+    rm_queries_per_response: int = 0
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast):
         self.model = model
@@ -142,14 +88,14 @@ class Policy:
         return type(self).sample is Policy.sample
 
     def sample(self, prompts: list[str], settings: GenerationSettings, generator: torch.Generator, desc: str | None = None) -> Rollout:
-        """Responses to ``prompts`` (a progress bar when ``desc`` is given)."""
-        from harness.generation import sample_rollout
+        """One response per prompt (a progress bar when ``desc`` is given)."""
+        from harness.lm import sample_rollout
 
         return sample_rollout(self.model, self.tokenizer, prompts, settings, generator, desc=desc)
 
     def log_probs(self, rollout: Rollout, temperature: float) -> torch.Tensor:
         """Per-token log π(response token | prefix) at ``temperature``; 0 at padding."""
-        from harness.generation import response_log_probs
+        from harness.lm import response_log_probs
 
         return response_log_probs(self.model, rollout, temperature)
 
@@ -160,19 +106,15 @@ class Policy:
         save_model(self.model, str(path))
 
 
-# -------------------------------------------------------------------------
-# budget
-# -------------------------------------------------------------------------
-
-
 class BudgetExceeded(RuntimeError):
     """An optimizer asked for more episodes than its budget allows."""
 
 
 @dataclass
 class Budget:
-    """The sample budget every optimizer gets: episodes = prompt–response pairs generated
-    during training. RM queries (responses scored by the proxy) are counted beside it."""
+    """The sample budget every optimizer gets: episodes = prompt–response pairs sampled from the
+    policy during training. Proxy-RM queries are counted beside it (the runner counts every call
+    of ``ctx.reward_model.score``)."""
 
     episodes: int
     episodes_used: int = 0
@@ -182,20 +124,86 @@ class Budget:
     def remaining(self) -> int:
         return self.episodes - self.episodes_used
 
-    def spend(self, episodes: int, rm_queries: int | None = None) -> None:
-        """Record ``episodes`` generated responses (and, by default, as many RM queries)."""
+    def spend(self, episodes: int) -> None:
+        """Charge ``episodes`` sampled responses; more than :attr:`remaining` is an error."""
         if episodes > self.remaining:
             raise BudgetExceeded(f"asked for {episodes} episodes with {self.remaining} left of {self.episodes}")
         self.episodes_used += episodes
-        self.rm_queries += episodes if rm_queries is None else rm_queries
+
+    def count_rm_queries(self, n: int) -> None:
+        self.rm_queries += n
 
     def as_dict(self) -> dict[str, int]:
         return {"episodes": self.episodes, "episodes_used": self.episodes_used, "rm_queries": self.rm_queries}
 
 
 # -------------------------------------------------------------------------
-# reward models
+# preference data and reward models
 # -------------------------------------------------------------------------
+
+
+def annotation_cost(k: int) -> float:
+    """Annotation cost of one K-ranking in pair-equivalents: log2(K!) — the bits in a full
+    ranking, i.e. the binary comparisons an optimal sort needs on average. A pair costs 1; a
+    4-ranking costs 4.58, not C(4,2) = 6 (its pairs are not independent labels).
+
+    >>> annotation_cost(2), round(annotation_cost(4), 2)
+    (1.0, 4.58)
+    """
+    return math.log2(math.factorial(k))
+
+
+@dataclass(frozen=True)
+class PreferenceRequest:
+    """What preference data a reward model trains on: ``count`` items of ``k`` responses each
+    (k = 2: pairs), each ranked by the simulated annotator."""
+
+    k: int
+    count: int
+
+    @property
+    def kind(self) -> str:
+        return "pairs" if self.k == 2 else "rankings"
+
+    @property
+    def cost(self) -> float:
+        """The annotation cost in pair-equivalents (see :func:`annotation_cost`)."""
+        return self.count * annotation_cost(self.k)
+
+
+@dataclass
+class PreferenceItem:
+    """One annotated item: K responses to one prompt and the annotator's ranking of them."""
+
+    prompt: str
+    responses: list[str]
+    ended: list[bool]  # whether each response ended with EOS (a cut-off response is scored as such)
+    ranking: list[int]  # response indices, best → worst
+
+
+@dataclass
+class PreferenceData:
+    """The training preferences a reward model receives: texts and rankings, token ids on
+    demand (:meth:`rollout`). Gold scores are not in it."""
+
+    items: list[PreferenceItem]
+    k: int
+    tokenizer: PreTrainedTokenizerFast = field(repr=False)
+
+    @property
+    def kind(self) -> str:
+        return "pairs" if self.k == 2 else "rankings"
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def rollout(self, device: torch.device | str = "cpu") -> tuple[Rollout, torch.Tensor]:
+        """Every response as one rollout (item i's responses at rows ``i·K … i·K + K − 1``) and
+        the rankings as a ``[N, K]`` tensor of row offsets, best → worst."""
+        from harness.lm import items_rollout
+
+        rollout, _ = items_rollout(self.tokenizer, self.items, device)
+        return rollout, torch.tensor([item.ranking for item in self.items], device=device)
 
 
 class FittedRewardModel(abc.ABC):
@@ -206,7 +214,7 @@ class FittedRewardModel(abc.ABC):
     model: PreTrainedModel | None = None
     #: Whether this is the gold reward itself (an oracle upper bound; tables mark it).
     is_oracle: bool = False
-    #: Held-out quality figures of the fit (``rm/accuracy``, ``rm/spearman``...).
+    #: Held-out quality figures of the fit (``rm/accuracy``, ``rm/spearman``...), set by the harness.
     metrics: dict[str, float] = {}
 
     @abc.abstractmethod
@@ -214,34 +222,66 @@ class FittedRewardModel(abc.ABC):
         """One score per rollout row."""
 
 
-@dataclass
 class RewardFitContext:
-    """What a reward model's ``fit`` receives."""
+    """What a reward model's ``fit`` receives: the annotated preferences, a fresh copy of the
+    starting policy π_sft to initialise from, π_sft's own samples to normalise on, and the
+    device. Nothing in it leads to the gold reward."""
 
-    artifacts: BenchmarkArtifacts
-    device: torch.device
-    cache_dir: Path
-    seed: int
+    def __init__(
+        self,
+        preferences: PreferenceData,
+        tokenizer: PreTrainedTokenizerFast,
+        generation: GenerationSettings,
+        device: torch.device,
+        seed: int,
+        initial_model: Callable[[], PreTrainedModel],
+        normalisation_samples: Callable[[], Rollout],
+        quiet: bool = False,
+    ):
+        self.preferences, self.tokenizer, self.generation = preferences, tokenizer, generation
+        self.device, self.seed, self.quiet = device, seed, quiet
+        self._initial_model, self._normalisation_samples = initial_model, normalisation_samples
+
+    def initial_model(self) -> PreTrainedModel:
+        """A fresh copy of π_sft on :attr:`device` (InstructGPT initialises its RM from it)."""
+        return self._initial_model()
+
+    @cached_property
+    def normalisation_rollout(self) -> Rollout:
+        """π_sft's samples on the train prompts (4 each, a fixed seed): what a reward model
+        normalises its scores on, so that every RM means the same scale to an optimizer."""
+        return self._normalisation_samples()
+
+    def progress(self, total: int, desc: str, unit: str = "step"):
+        from harness.progress import bar
+
+        return bar(total=total, desc=desc, disable=self.quiet, unit=unit)
 
 
 class RewardModel(Plugin):
-    """A reward-model recipe. ``fit`` is cached by the runner under a hash of the benchmark,
-    this class's name and config, so every algorithm on a benchmark optimizes the same r̂."""
+    """A reward-model recipe. The harness asks it what preference data it wants
+    (:meth:`preference_request`), has the simulated annotator label exactly that, calls
+    :meth:`fit`, measures the fit on held-out preferences, and caches the result under a hash of
+    the benchmark, this class's name and config: every algorithm on a benchmark optimizes the
+    same r̂."""
 
-    #: What preference data it trains on: ``pairs``, ``rankings`` or ``None`` (gold).
-    preference_kind: ClassVar[str | None] = "pairs"
+    def preference_request(self, annotation_budget: int, default_k: int) -> PreferenceRequest:
+        """The preference data to fit on, within ``annotation_budget`` pair-equivalents
+        (``default_k``: the benchmark's ranking size). Default: that many pairs."""
+        return PreferenceRequest(k=2, count=annotation_budget)
 
     @abc.abstractmethod
     def fit(self, ctx: RewardFitContext) -> FittedRewardModel:
-        """Train on the benchmark's annotations (or wrap r*) and return the fitted model."""
-
-    def load(self, ctx: RewardFitContext, folder: Path) -> FittedRewardModel:
-        """Rebuild a fitted model saved by :meth:`save` (the cache). Default: fit again."""
-        return self.fit(ctx)
+        """Train on ``ctx.preferences`` and return the fitted model."""
 
     def save(self, fitted: FittedRewardModel, folder: Path) -> bool:
-        """Save ``fitted`` into ``folder``; return False when there is nothing to cache."""
+        """Save ``fitted`` into ``folder`` (the stage cache); return False when there is nothing
+        to cache (then every run fits again)."""
         return False
+
+    def load(self, folder: Path, device: torch.device) -> FittedRewardModel | None:
+        """Rebuild a fitted model saved by :meth:`save` on ``device``; ``None``: fit again."""
+        return None
 
 
 # -------------------------------------------------------------------------
@@ -251,20 +291,61 @@ class RewardModel(Plugin):
 
 @dataclass
 class TrainContext:
-    """What a policy optimizer's ``train`` receives. The gold reward is not in it."""
+    """What a policy optimizer's ``train`` receives. The gold reward is not in it.
+
+    The models are on :attr:`device` and in eval mode (dropout off, so that sampling and
+    training see the same function); gradients flow through ``policy`` only.
+    """
 
     policy: PreTrainedModel  # a fresh, trainable copy of π_sft
     ref_policy: PreTrainedModel  # π_ref = π_sft, frozen
     tokenizer: PreTrainedTokenizerFast
-    reward_model: FittedRewardModel  # the proxy r̂
+    reward_model: FittedRewardModel  # the proxy r̂ (every score() call is counted as RM queries)
     train_prompts: list[str]
-    generation: GenerationSettings
+    generation: GenerationSettings  # the benchmark's sampler: max_new_tokens, temperature
     budget: Budget
     seed: int
     device: torch.device
     run_dir: Path
-    log: Callable[[int, dict[str, float]], None]
+    log: Callable[[int, dict[str, float]], None]  # log(step, {"loss/policy": ...}): stored curves
     quiet: bool = False
+    #: seeded with :attr:`seed`: the default source of randomness for sampling and shuffling
+    generator: torch.Generator = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self):
+        if self.generator is None:
+            self.generator = torch.Generator().manual_seed(self.seed)
+
+    def sample(self, prompts: list[str], k: int = 1, *, model=None, stop_at_eos: bool = True) -> Rollout:
+        """``k`` responses per prompt from ``model`` (default: :attr:`policy`), prompt i's at rows
+        ``i·k … i·k + k − 1``, charged to the budget before sampling (``k · len(prompts)``
+        episodes; :class:`BudgetExceeded` when they do not fit). Uses :attr:`generator`.
+        ``stop_at_eos=False`` samples exactly ``max_new_tokens`` tokens with EOS as an ordinary token."""
+        from harness.lm import sample_batch
+
+        repeated = [p for p in prompts for _ in range(k)]
+        self.budget.spend(len(repeated))
+        return sample_batch(model if model is not None else self.policy, self.tokenizer, repeated, self.generation,
+                      self.generator, stop_at_eos=stop_at_eos)  # fmt: skip
+
+    def score(self, rollout: Rollout) -> torch.Tensor:
+        """The proxy reward of each row, ``[B]`` float, on the rollout's device (no gradient)."""
+        with torch.no_grad():
+            return self.reward_model.score(rollout).float().to(rollout.device)
+
+    def log_probs(self, model, rollout: Rollout) -> torch.Tensor:
+        """Per-token log π(y_t | x, y_<t) of ``model`` at the sampling temperature, ``[B, Tr]``,
+        0 at padding; differentiable (wrap in ``torch.no_grad()`` for π_ref)."""
+        from harness.lm import model_log_probs
+
+        return model_log_probs(model, rollout, self.generation.temperature)
+
+    def nll(self, model, rollout: Rollout) -> torch.Tensor:
+        """A supervised step's loss: the mean over rows of the per-token negative log-likelihood
+        of each response (EOS included) under ``model`` at temperature 1; differentiable."""
+        from harness.lm import response_nll
+
+        return response_nll(model, rollout)
 
     def progress(self, total: int, desc: str):
         """A progress bar over ``total`` units that honours ``--quiet``."""
@@ -276,6 +357,13 @@ class TrainContext:
 class PolicyOptimizer(Plugin):
     """An RLHF algorithm. One run: ``train(ctx)`` on the train prompts within ``ctx.budget``
     episodes, returning the final policy."""
+
+    @classmethod
+    def row_name(cls, config: Any) -> str:
+        """The name runs with ``config`` are stored and tabled under: :attr:`name` unless a
+        config value makes the run another registered algorithm (``ppo`` with β = 0 is
+        ``ppo-nokl``), so that one experiment has one name however it was spelt."""
+        return cls.name
 
     @abc.abstractmethod
     def train(self, ctx: TrainContext) -> Policy:
@@ -289,7 +377,7 @@ class PolicyOptimizer(Plugin):
 
 class EvalBatch:
     """Samples of the trained policy and of π_sft on the held-out prompts, with everything
-    evaluators need computed once, on first use."""
+    evaluators need computed once, on first use. ``gold`` is r*: evaluators may see it."""
 
     def __init__(
         self,
@@ -338,7 +426,7 @@ class Evaluator(Plugin):
     """Computes metrics on an :class:`EvalBatch`. Keys are namespaced (``eval/gold``)."""
 
     #: metric key → True when higher is better (the leaderboard prints ↑/↓).
-    higher_is_better: ClassVar[dict[str, bool]] = {}
+    higher_is_better: ClassVar[dict[str, bool | None]] = {}
 
     @abc.abstractmethod
     def evaluate(self, batch: EvalBatch) -> dict[str, float]:
@@ -351,11 +439,10 @@ class Evaluator(Plugin):
 
 
 class Benchmark(Plugin):
-    """Data plus a gold reward. The pipeline (:mod:`harness.pipeline`) turns it into a
-    tokenizer, a pretrained base LM, π_sft, prompts and preference data, all cached.
+    """Data plus a gold reward. The embedded pipeline turns it into a tokenizer, a pretrained
+    base LM, π_sft, prompts and preference data, all cached.
 
-    ``Config`` must subclass :class:`harness.pipeline.BenchmarkConfig`. Bump ``version`` when
-    results would change.
+    ``Config`` must subclass :class:`BenchmarkConfig`. Bump ``version`` when results would change.
     """
 
     version: ClassVar[str] = "1"
@@ -376,14 +463,17 @@ class Benchmark(Plugin):
         """(train prompts, held-out eval prompts); no string in both."""
 
     @abc.abstractmethod
-    def gold_reward(self, artifacts: BenchmarkArtifacts) -> Callable[[list[str], list[str], torch.Tensor], torch.Tensor]:
-        """The gold reward r*: ``(prompts, responses, ended) -> scores``. Hidden from every
-        optimizer; only the annotator and evaluators call it."""
+    def gold_reward(self, judge) -> Callable[[list[str], list[str], torch.Tensor], torch.Tensor]:
+        """The gold reward r*: ``(prompts, responses, ended) -> scores``. ``judge`` offers
+        ``judge.judge_fluency(texts)`` (the judge LM's standardised log-likelihood) when the
+        benchmark has a judge LM. Hidden from every optimizer and reward model; only the
+        annotator and the evaluators call it."""
 
 
 @dataclass
 class RunInfo:
-    """A run as lifecycle hooks see it."""
+    """A run as lifecycle hooks see it. ``spec`` is its full :class:`harness.running.spec.RunSpec`
+    as a JSON-ready dict (``spec_key``: its identity without the seed)."""
 
     run_id: str
     name: str
@@ -393,8 +483,5 @@ class RunInfo:
     seed: int
     algo_config: dict[str, Any]
     run_dir: Path
-
-
-def config_dict(config: Any) -> dict[str, Any]:
-    """A config dataclass as a JSON-ready dict."""
-    return {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in dataclasses.asdict(config).items()}
+    spec: dict[str, Any] = field(default_factory=dict)
+    spec_key: str = ""

@@ -1,17 +1,18 @@
 """The ``harness`` command.
 
-    harness list                                   algorithms, reward models, evaluators, benchmarks
+    harness list                                   algorithms, reward models, evaluators, benchmarks, plugin commands
     harness run --algo ppo [--no-kl] [--seeds 0 1 2] [--budget N] [--benchmark B] [--reward-model R]
-    harness sweep sweeps/leaderboard.yaml          a grid of algorithms × benchmarks × seeds
-    harness runs | show RUN | samples | leaderboard [--format md|csv|html|latex]
+    harness sweep sweeps/leaderboard.yaml          a grid of algorithms × benchmarks × seeds, then its tables
+    harness runs | show RUN | samples | leaderboard [--format md|csv|html|latex] [--code-versions latest|pool|each]
     harness reward-models pairwise ranking         held-out accuracy of reward models at equal annotation budgets
     harness cache ls | clear
-    harness bench ppo
+    harness bench ppo                              speed benchmarks that plugins add (harness bench lists them)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,8 @@ from harness.errors import UsageError, did_you_mean
 
 PROG = "harness"
 STORE_ENV = "HARNESS_STORE"
+#: flags that were renamed: an old spelling gets a pointer to the new one
+RENAMED_FLAGS = {"--bench": "--benchmark-set KEY=VALUE", "--kl": "--kl-coef (or --no-kl)", "--objective": "--algo rrhf"}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -33,17 +36,19 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str):
         if message.startswith("unrecognized arguments:"):
             flags = [a for a in self._option_string_actions if a.startswith("--")]
-            unknown = message.split(":", 1)[1].split()
-            hints = [did_you_mean(u.split("=")[0], flags) for u in unknown if u.startswith("-")]
+            unknown = [u.split("=")[0] for u in message.split(":", 1)[1].split() if u.startswith("-")]
+            hints = [f" ({u} is now {RENAMED_FLAGS[u]})" if u in RENAMED_FLAGS else did_you_mean(u, flags) for u in unknown]
             message = f"{message}{''.join(h for h in hints if h)}"
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _positive_int(text: str) -> int:
     try:
-        value = int(text)
+        value = int(text) if text.isascii() else None
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        value = None
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
@@ -51,16 +56,31 @@ def _positive_int(text: str) -> int:
 
 def _seed(text: str) -> int:
     try:
-        value = int(text)
+        value = int(text) if text.isascii() else None
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {value}")
+        value = None
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}")
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"seeds must be in 0 .. 2^63 - 1, got {value}")
     return value
 
 
 def _default_store() -> str:
     return os.environ.get(STORE_ENV, "results/store.sqlite")
+
+
+def _without_plugin_flags(argv: list[str]) -> list[str]:
+    """``argv`` less its ``--plugin X`` / ``--plugin=X`` (the CLI's, not a plugin command's)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--plugin":
+            skip = True
+        elif not arg.startswith("--plugin="):
+            out.append(arg)
+    return out
 
 
 def _plugins_from_argv(argv: list[str]) -> list[str]:
@@ -75,20 +95,37 @@ def _plugins_from_argv(argv: list[str]) -> list[str]:
 
 
 def _host(argv: list[str]):
-    from harness.plugins import load_plugins
+    from harness.plugin_manager import load_plugins
 
-    host = load_plugins(_plugins_from_argv(argv))
+    host = load_plugins(_plugins_from_argv(argv), core_commands=CORE_COMMANDS)
     host.report_errors()
     return host
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
-                        help="load a plugin file or module (repeatable; also $HARNESS_PLUGINS)")
+                        help="load a plugin file or module (repeatable; also $HARNESS_PLUGINS)")  # fmt: skip
 
 
 def _store_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=_default_store(), help="SQLite results store (default: %(default)s; $HARNESS_STORE)")
+
+
+def _workspace_args(parser: argparse.ArgumentParser) -> None:
+    _store_arg(parser)
+    parser.add_argument("--results-dir", default="results", help="where run folders go (default: %(default)s)")
+    parser.add_argument("--cache-dir", default=None, help="stage cache (default: $HARNESS_CACHE_DIR or ~/.cache/rlhf-harness)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _common(parser)
+
+
+def _workspace(host, args):
+    from harness.pipeline.cache import StageCache
+    from harness.running.runner import Workspace
+
+    return Workspace(host, store=args.store, results_dir=args.results_dir, cache=StageCache(args.cache_dir),
+                     device=args.device, quiet=args.quiet)  # fmt: skip
 
 
 # -------------------------------------------------------------------------
@@ -97,28 +134,32 @@ def _store_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_base_parser(add_help: bool) -> ArgumentParser:
-    parser = ArgumentParser(prog=f"{PROG} run", add_help=add_help, description="Train one algorithm on one benchmark, per seed; evaluate; store.")
+    parser = ArgumentParser(prog=f"{PROG} run", add_help=add_help, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            description="Train one algorithm on one benchmark, per seed; evaluate on held-out prompts; store.")  # fmt: skip
     parser.add_argument("--algo", default="ppo", help="algorithm to run (harness list shows them; default: %(default)s)")
     parser.add_argument("--benchmark", default="sentiment", help="benchmark (default: %(default)s)")
     parser.add_argument("--reward-model", default="pairwise", help="proxy reward model to optimize (default: %(default)s)")
-    parser.add_argument("--seeds", nargs="+", type=_seed, default=[0], metavar="SEED", help="one run per seed (default: 0)")
+    parser.add_argument("--seeds", nargs="+", type=_seed, default=[0], metavar="SEED", help="one run per distinct seed (default: 0)")
     parser.add_argument("--budget", type=_positive_int, default=None, help="training episodes (default: the benchmark's)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
-    parser.add_argument("--bench", action="append", default=[], metavar="KEY=VALUE", help="override a benchmark setting (repeatable)")
-    _store_arg(parser)
-    parser.add_argument("--results-dir", default="results", help="where run folders go (default: %(default)s)")
-    parser.add_argument("--cache-dir", default=None, help="stage cache (default: $HARNESS_CACHE_DIR or ~/.cache/rlhf-harness)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    _common(parser)
+    parser.add_argument("--benchmark-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a benchmark setting (repeatable; the list is below)")  # fmt: skip
+    _workspace_args(parser)
     return parser
 
 
+def _benchmark_epilog(name: str, cls) -> str:
+    from harness.config import field_help
+
+    lines = [f"benchmark {name!r} settings (--benchmark-set KEY=VALUE), with their defaults:"]
+    lines += [f"  {f'{key}={default!r}':<30} {text}" for key, default, text in field_help(cls.Config)]
+    return "\n".join(lines)
+
+
 def parse_run(argv: list[str], host=None):
-    """``harness run`` arguments → (plugin host, RunRequest); every mistake is a UsageError.
-    ``host``: plugins already loaded (a sweep loads them once)."""
-    from harness.cache import StageCache
+    """``harness run`` arguments → (plugin host, run specs, parsed args); every mistake is a
+    :class:`UsageError`. ``host``: plugins already loaded."""
     from harness.config import add_dataclass_arguments, build_config, parse_overrides
-    from harness.runner import RunRequest
+    from harness.running.spec import EvaluationSettings, make_specs
 
     host = host or _host(argv)
     known, _ = _run_base_parser(add_help=False).parse_known_args([a for a in argv if a not in ("-h", "--help")])
@@ -127,41 +168,46 @@ def parse_run(argv: list[str], host=None):
     bench = host.benchmarks.get(known.benchmark)
 
     parser = _run_base_parser(add_help=True)
+    parser.epilog = _benchmark_epilog(known.benchmark, bench.cls)
+    for action in parser._actions:
+        if action.dest == "budget":
+            action.help = f"training episodes (default: the benchmark's default_budget, {bench.cls.Config().default_budget})"
     add_dataclass_arguments(parser, algo.cls.Config, title=f"{known.algo} options")
     add_dataclass_arguments(parser, rm.cls.Config, prefix="rm_", title=f"reward model {known.reward_model!r} options")
+    add_dataclass_arguments(parser, EvaluationSettings, prefix="eval_", title="evaluation options")
     args = parser.parse_args(argv)
-    request = RunRequest(
-        algorithm=args.algo,
+    specs = make_specs(
+        host,
         benchmark=args.benchmark,
-        reward_model=args.reward_model,
+        bench_config=parse_overrides(bench.cls.Config, args.benchmark_set, what=f"--benchmark-set ({args.benchmark})"),
+        algorithm=args.algo,
         algo_config=build_config(algo.cls.Config, args, what=f"--algo {args.algo}"),
+        reward_model=args.reward_model,
         rm_config=build_config(rm.cls.Config, args, prefix="rm_", what=f"--reward-model {args.reward_model}"),
-        bench_config=parse_overrides(bench.cls.Config, args.bench, what=f"--bench ({args.benchmark})"),
-        seeds=args.seeds,
         budget=args.budget,
-        device=args.device,
-        store=Path(args.store),
-        results_dir=Path(args.results_dir),
-        cache=StageCache(args.cache_dir),
-        quiet=args.quiet,
+        evaluation=build_config(EvaluationSettings, args, prefix="eval_", what="evaluation"),
+        seeds=args.seeds,
     )
-    return host, request
+    return host, specs, args
 
 
 def cmd_run(argv: list[str]) -> int:
-    from harness.runner import run
+    from harness.running.runner import run
 
-    host, request = parse_run(argv)
-    results = run(host, request)
-    _print_results(results)
-    return 0 if all(r.status == "finished" for r in results) else 1
+    host, specs, args = parse_run(argv)
+    with _workspace(host, args) as workspace:
+        results = []
+        for spec in specs:
+            results.append(run(spec, workspace))
+            _print_result(results[-1])
+    return 0 if all(r.status in ("finished", "skipped") for r in results) else 1
 
 
-def _print_results(results) -> None:
-    for r in results:
-        print(f"run {r.run_id}  {r.name}  {r.status}")
-        if r.error:
-            print(f"  error: {r.error}")
+def _print_result(r) -> None:
+    print(f"run {r.run_id}  {r.name}  {r.status}  (key {r.spec.key[:8]}, seed {r.seed})")
+    if r.error:
+        print(f"  {'note' if r.status == 'skipped' else 'error'}: {r.error}")
+    if r.status == "finished":
         for key in sorted(r.metrics):
             if key.startswith("eval/"):
                 print(f"  {key:<18} {r.metrics[key]: .4f}")
@@ -177,12 +223,18 @@ def cmd_list(argv: list[str]) -> int:
     _common(parser)
     parser.parse_args(argv)
     host = _host(argv)
-    for title, registry in [("algorithms", host.algorithms), ("reward models", host.reward_models),
-                            ("evaluators", host.evaluators), ("benchmarks", host.benchmarks)]:
+    for title, entries in [("algorithms", host.algorithms.entries()), ("reward models", host.reward_models.entries()),
+                           ("evaluators", host.evaluators.entries()), ("benchmarks", host.benchmarks.entries())]:  # fmt: skip
         print(f"{title}:")
-        width = max((len(e.name) for e in registry.entries()), default=0)
-        for e in registry.entries():
+        width = max((len(e.name) for e in entries), default=0)
+        for e in entries:
             print(f"  {e.name:<{width}}  {e.description}  [{e.plugin}]")
+    commands = host.commands.entries()
+    if commands:
+        print("commands:")
+        width = max(len(c.name) for c in commands)
+        for c in commands:
+            print(f"  harness {c.name:<{width}}  {c.help}  [{c.plugin}]")
     if host.errors:
         print("plugins that failed to load:")
         for err in host.errors:
@@ -197,33 +249,33 @@ def _existing_store(path: str) -> str:
 
 
 def cmd_runs(argv: list[str]) -> int:
-    from harness.store import Store
+    from harness.results.store import STATUSES, Store
 
     parser = ArgumentParser(prog=f"{PROG} runs", description="List stored runs.")
     _store_arg(parser)
     parser.add_argument("--benchmark")
     parser.add_argument("--algo")
-    parser.add_argument("--status")
+    parser.add_argument("--status", help=f"one of {', '.join(STATUSES)}")
+    parser.add_argument("--key", help="a prefix of a spec key or experiment key (the `key` column; leaderboard CSVs carry it)")
     args = parser.parse_args(argv)
     with Store(_existing_store(args.store)) as store:
-        runs = store.list_runs(benchmark=args.benchmark, algorithm=args.algo, status=args.status)
+        runs = store.list_runs(benchmark=args.benchmark, algorithm=args.algo, status=args.status, key=args.key)
         if not runs:
-            print(f"no runs in {args.store}")
+            print(f"no runs in {args.store} match")
             return 0
-        print(f"{'run':<12}  {'benchmark':<11} {'algorithm':<12} {'seed':>4}  {'status':<11} {'gold':>7}  {'kl':>7}  {'wall s':>7}")
+        print(f"{'run':<12}  {'key':<8}  {'benchmark':<11} {'algorithm':<12} {'seed':>4}  {'status':<11} {'gold':>7}  {'kl':>7}  {'wall s':>7}")
         for r in runs:
             gold, kl = r.metrics.get("eval/gold", float("nan")), r.metrics.get("eval/kl", float("nan"))
             wall = r.wall_seconds if r.wall_seconds is not None else float("nan")
-            print(f"{r.run_id:<12}  {r.benchmark:<11} {r.algorithm:<12} {r.seed:>4}  {r.status:<11} {gold:>7.3f}  {kl:>7.3f}  {wall:>7.1f}")
+            print(f"{r.run_id:<12}  {r.spec_key[:8]:<8}  {r.benchmark:<11} {r.algorithm:<12} {r.seed:>4}  {r.status:<11} "
+                  f"{gold:>7.3f}  {kl:>7.3f}  {wall:>7.1f}")  # fmt: skip
     return 0
 
 
 def cmd_show(argv: list[str]) -> int:
-    import json
+    from harness.results.store import Store
 
-    from harness.store import Store
-
-    parser = ArgumentParser(prog=f"{PROG} show", description="Show one run: config, metrics, curve summary, samples.")
+    parser = ArgumentParser(prog=f"{PROG} show", description="Show one run: spec, metrics, curve summary, samples.")
     parser.add_argument("run", help="run id or a unique prefix of it")
     parser.add_argument("--samples", type=int, default=5, help="samples to print (default: %(default)s)")
     _store_arg(parser)
@@ -232,10 +284,10 @@ def cmd_show(argv: list[str]) -> int:
         r = store.get_run(args.run)
         print(f"run {r.run_id}  {r.name}\n  status: {r.status}" + (f"  error: {r.error}" if r.error else ""))
         print(f"  benchmark: {r.benchmark} v{r.benchmark_version}  algorithm: {r.algorithm}  reward model: {r.reward_model}"
-              f"{' (oracle)' if r.rm_is_oracle else ''}  seed: {r.seed}")
-        print(f"  config: {json.dumps(r.algo_config, sort_keys=True)}")
-        print(f"  budget: {json.dumps(r.budget_used)}  wall: {r.wall_seconds}s  folder: {r.run_dir}")
-        print(f"  git: {json.dumps(r.manifest.get('git'))}")
+              f"{' (oracle)' if r.rm_is_oracle else ''}  seed: {r.seed}")  # fmt: skip
+        print(f"  spec key: {r.spec_key}  experiment key: {r.experiment_key}  code: {r.code_version}")
+        print(f"  spec: {json.dumps(r.spec.identity(with_code=False), sort_keys=True)}")
+        print(f"  budget: {r.budget} episodes; used {json.dumps(r.budget_used)}  wall: {r.wall_seconds}s  folder: {r.run_dir}")
         if r.metrics:
             print("metrics:")
             for key in sorted(r.metrics):
@@ -254,61 +306,54 @@ def cmd_show(argv: list[str]) -> int:
 
 def cmd_samples(argv: list[str]) -> int:
     """Stored held-out generations, one section per finished run: what each policy writes."""
-    from harness.store import Store
+    from harness.results.reports import samples_markdown
+    from harness.results.store import Store
 
     parser = ArgumentParser(prog=f"{PROG} samples", description="Held-out samples of finished runs, as markdown.")
     _store_arg(parser)
     parser.add_argument("--benchmark")
     parser.add_argument("--algo")
-    parser.add_argument("--seed", type=int, default=None, help="only runs with this seed")
-    parser.add_argument("-n", type=int, default=4, help="samples per run (default: %(default)s)")
+    parser.add_argument("--key", help="a prefix of a spec key or experiment key")
+    parser.add_argument("--seed", type=_seed, default=None, help="only runs with this seed")
+    parser.add_argument("-n", type=_positive_int, default=4, help="samples per run (default: %(default)s)")
     args = parser.parse_args(argv)
     with Store(_existing_store(args.store)) as store:
-        for r in store.list_runs(benchmark=args.benchmark, algorithm=args.algo, status="finished"):
-            if args.seed is not None and r.seed != args.seed:
-                continue
-            changed = {k: v for k, v in r.algo_config.items() if k in ("kl", "reward", "objective", "n", "k")}
-            print(f"### {r.benchmark} · {r.algorithm} {changed or ''} · seed {r.seed} · run {r.run_id}\n")
-            print(f"gold {r.metrics.get('eval/gold', float('nan')):+.3f}, proxy {r.metrics.get('eval/proxy', float('nan')):+.3f}, "
-                  f"KL {r.metrics.get('eval/kl', float('nan')):.2f}\n")
-            print("| gold | proxy | prompt ▸ response |\n| ---: | ---: | :--- |")
-            for sample in store.samples(r.run_id, limit=args.n):
-                text = f"{sample['prompt']} ▸ {sample['response']}".replace("|", "\\|")
-                print(f"| {sample['gold']:+.2f} | {sample['proxy']:+.2f} | {text} |")
-            print()
+        runs = store.list_runs(benchmark=args.benchmark, algorithm=args.algo, status="finished", key=args.key)
+        runs = [r for r in runs if args.seed is None or r.seed == args.seed]
+        print(samples_markdown(runs, store.samples, args.n), end="")
     return 0
 
 
 def cmd_leaderboard(argv: list[str]) -> int:
-    from harness.leaderboard import (
-        FORMATS,
-        build_leaderboard,
-        render,
-        write_leaderboard,
-    )
-    from harness.store import Store
+    from harness.results.leaderboard import CODE_MODES, FORMATS, build_leaderboard, render, write_leaderboard
+    from harness.results.store import Store
 
-    parser = ArgumentParser(prog=f"{PROG} leaderboard", description="Mean and 95% CI over seeds, per benchmark and config.")
+    parser = ArgumentParser(prog=f"{PROG} leaderboard", description="Mean and 95%% CI over seeds, one row per experiment.")
     _store_arg(parser)
     parser.add_argument("--benchmark")
     parser.add_argument("--format", default="md", help=f"one of {', '.join(FORMATS)} (default: %(default)s)")
+    parser.add_argument("--code-versions", default="latest", help="runs of one experiment made by different code: "
+                        "latest (the newest code's runs; the others are counted, not pooled), pool, or each (a row per "
+                        "code version) (default: %(default)s)")  # fmt: skip
     parser.add_argument("--out", default=None, help="also write LEADERBOARD.md and leaderboard.csv into this folder")
     args = parser.parse_args(argv)
     if args.format not in FORMATS:
         raise UsageError(f"--format {args.format!r} is not one of {', '.join(FORMATS)}{did_you_mean(args.format, FORMATS)}")
+    if args.code_versions not in CODE_MODES:
+        raise UsageError(f"--code-versions {args.code_versions!r} is not one of {', '.join(CODE_MODES)}"
+                         f"{did_you_mean(args.code_versions, CODE_MODES)}")  # fmt: skip
     with Store(_existing_store(args.store)) as store:
         frame = store.metrics_frame(benchmark=args.benchmark)
-    table = build_leaderboard(frame)
-    higher = frame.attrs.get("higher_is_better", {})
-    print(render(table, args.format, higher_is_better=higher))
+    table = build_leaderboard(frame, code_versions=args.code_versions)
+    print(render(table, args.format), end="")
     if args.out:
-        for path in write_leaderboard(table, Path(args.out), higher):
+        for path in write_leaderboard(table, Path(args.out)):
             print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
 def cmd_cache(argv: list[str]) -> int:
-    from harness.cache import StageCache
+    from harness.pipeline.cache import StageCache
 
     parser = ArgumentParser(prog=f"{PROG} cache", description="The stage cache (pretrained models, SFT, RM data, RMs).")
     parser.add_argument("action", choices=["ls", "clear"])
@@ -329,105 +374,44 @@ def cmd_cache(argv: list[str]) -> int:
     return 0
 
 
-def _finished_seeds(store_path: str, request, benchmark_version: str) -> set[int]:
-    """Seeds of ``request`` already finished in the store (same benchmark version and config,
-    algorithm config, reward model and config, and budget): a re-run sweep resumes instead of
-    duplicating."""
-    from harness.api import config_dict
-    from harness.config import config_hash
-    from harness.store import Store
-
-    if not Path(store_path).exists():
-        return set()
-    with Store(store_path) as store:
-        runs = store.list_runs(benchmark=request.benchmark, algorithm=request.algorithm, status="finished")
-    algo_hash = config_hash(request.algorithm, config_dict(request.algo_config))
-    bench_config = config_dict(request.bench_config)
-    budget = request.budget or request.bench_config.default_budget
-    return {
-        r.seed for r in runs
-        if r.config_hash == algo_hash and r.reward_model == request.reward_model
-        and r.rm_config == config_dict(request.rm_config) and str(r.benchmark_version) == str(benchmark_version)
-        and r.benchmark_config == bench_config and r.budget.get("episodes") == budget
-    }  # fmt: skip
-
-
 def cmd_sweep(argv: list[str]) -> int:
-    import shlex
-    import time
-
-    from harness.leaderboard import build_leaderboard, render, write_leaderboard
-    from harness.runner import run
-    from harness.store import Store
-    from harness.sweep import load_sweep
+    from harness.running.sweep import load_sweep, run_sweep, write_sweep_reports
 
     parser = ArgumentParser(prog=f"{PROG} sweep", description="Run a grid (benchmarks × algorithm configs × seeds) from a YAML file.")
     parser.add_argument("file", type=Path)
-    _store_arg(parser)
-    parser.add_argument("--out", default="results", help="where LEADERBOARD.md and leaderboard.csv go (default: %(default)s)")
-    parser.add_argument("--results-dir", default="results")
-    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--out", default="results", help="where the tables go (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="print the runs, run nothing")
-    parser.add_argument("--quiet", action="store_true")
-    _common(parser)
+    _workspace_args(parser)
     args = parser.parse_args(argv)
-    sweep = load_sweep(args.file)
-    shared = ["--store", args.store, "--results-dir", args.results_dir] + (["--cache-dir", args.cache_dir] if args.cache_dir else [])
-    shared += (["--quiet"] if args.quiet else []) + [f"--plugin={p}" for p in args.plugin]
-    # Check every cell before running any: a typo in the last cell must not waste the first ones.
-    host = _host(shared)
-    requests = [parse_run(cell.argv() + shared, host)[1] for cell in sweep.runs]
-    failed = 0
-    for i, (cell, request) in enumerate(zip(sweep.runs, requests), 1):
-        done = _finished_seeds(args.store, request, host.benchmarks.get(request.benchmark).cls.version)
-        todo = [seed for seed in cell.seeds if seed not in done]
-        skipped = f"  (seeds {sorted(done & set(cell.seeds))} already in the store)" if len(todo) < len(cell.seeds) else ""
-        print(f"[{i}/{len(sweep.runs)}] harness run {shlex.join(cell.argv())}{skipped}", flush=True)
-        if not args.dry_run and todo:
-            request.seeds = todo
-            results = run(host, request)
-            _print_results(results)
-            failed += any(r.status != "finished" for r in results)
-    if args.dry_run:
-        return 0
-    benchmarks = sorted({cell.benchmark for cell in sweep.runs})
-    with Store(args.store) as store:
-        frame = store.metrics_frame()
-    frame = frame[frame["benchmark"].isin(benchmarks)] if len(frame) else frame
-    table = build_leaderboard(frame)
-    higher = frame.attrs.get("higher_is_better", {})
-    with Store(args.store) as store:
-        ids = set(frame["run_id"]) if len(frame) else set()
-        gits = [r.manifest.get("git") or {} for r in store.list_runs(status="finished") if r.run_id in ids]
-        commits = sorted({(g.get("commit") or "unknown") + (" (with uncommitted changes)" if g.get("dirty") else "") for g in gits})
-    header = (
-        f"Made by `harness sweep {args.file}` (store `{args.store}`), {time.strftime('%Y-%m-%d')}; "
-        f"runs made at commit {', '.join(commits) or 'unknown'}.\n\n"
-    )
-    print(header + render(table, "md", higher_is_better=higher))
-    for path in write_leaderboard(table, Path(args.out), higher, preamble=header):
-        print(f"wrote {path}", file=sys.stderr)
-    return 1 if failed else 0
+    host = _host(argv)
+    sweep = load_sweep(args.file, host)  # every cell is checked before any runs
+    if args.device == "auto":
+        args.device = sweep.device
+    with _workspace(host, args) as workspace:
+        outcome = run_sweep(sweep, workspace, dry_run=args.dry_run)
+        if args.dry_run:
+            return 0
+        for path in write_sweep_reports(sweep, workspace, Path(args.out), command=f"harness sweep {args.file}"):
+            print(f"wrote {path}", file=sys.stderr)
+    return 1 if outcome.failed else 0
 
 
 def cmd_reward_models(argv: list[str]) -> int:
     """Held-out quality of reward models fitted on one benchmark's annotations (cached fits)."""
-    import pandas as pd
-
-    from harness.cache import StageCache
     from harness.config import parse_overrides
-    from harness.pipeline import prepare
-    from harness.reward import annotation_cost
-    from harness.runner import fit_reward_model, resolve_device
+    from harness.pipeline.cache import StageCache
+    from harness.pipeline.stages import prepare
+    from harness.results.reports import reward_models_markdown
+    from harness.running.reward_fit import fit_proxy, reward_model_rows
+    from harness.running.runner import resolve_device
 
     parser = ArgumentParser(prog=f"{PROG} reward-models", description="Compare reward models at their annotation budgets.")
     parser.add_argument("names", nargs="*", default=["pairwise", "ranking"], help="reward models (default: pairwise ranking)")
     parser.add_argument("--benchmark", default="sentiment")
-    parser.add_argument("--bench", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--benchmark-set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--rm", action="append", default=[], metavar="NAME:KEY=VALUE", help="a reward model's setting, e.g. ranking:k=6")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cache-dir", default=None)
-    parser.add_argument("--format", default="md", choices=["md", "csv"])
     parser.add_argument("--quiet", action="store_true")
     _common(parser)
     args = parser.parse_args(argv)
@@ -436,34 +420,21 @@ def cmd_reward_models(argv: list[str]) -> int:
         name, sep, setting = item.partition(":")
         if not sep or "=" not in setting or name not in args.names:
             raise UsageError(f"--rm {item!r}: expected NAME:KEY=VALUE with NAME one of {', '.join(args.names)}")
-    for name in args.names:
-        host.reward_models.get(name)
     bench = host.benchmarks.get(args.benchmark)
-    artifacts = prepare(bench.cls(parse_overrides(bench.cls.Config, args.bench, what=f"--bench ({args.benchmark})")),
-                        StageCache(args.cache_dir), resolve_device(args.device), quiet=args.quiet)
-    rows = []
+    rms = []
     for name in args.names:
-        entry = host.reward_models.get(name)
+        cls = host.reward_models.get(name).cls
         settings = [item.split(":", 1)[1] for item in args.rm if item.split(":", 1)[0] == name]
-        config = parse_overrides(entry.cls.Config, settings, what=f"--rm {name}")
-        fitted = fit_reward_model(host, name, config, artifacts, resolve_device(args.device))
-        row = {"reward_model": name + (" (oracle)" if fitted.is_oracle else ""), "config": ", ".join(settings)}
-        if entry.cls.preference_kind is not None:
-            k = 2 if entry.cls.preference_kind == "pairs" else getattr(config, "k", 0) or artifacts.config.ranking_k
-            row.update({"k": k, "annotation cost (pairs)": fitted.metrics.get("rm/train_items", float("nan")) * annotation_cost(k)})
-        rows.append({**row, **fitted.metrics})
-    table = pd.DataFrame(rows)
-    print(table.to_markdown(index=False, floatfmt=".3f") if args.format == "md" else table.to_csv(index=False))
+        rms.append((name, ", ".join(settings), cls(parse_overrides(cls.Config, settings, what=f"--rm {name}"))))
+    device = resolve_device(args.device)
+    prepared = prepare(bench.cls(parse_overrides(bench.cls.Config, args.benchmark_set, what=f"--benchmark-set ({args.benchmark})")),
+                       StageCache(args.cache_dir), device, quiet=args.quiet)  # fmt: skip
+    rows = reward_model_rows([(name, settings, fit_proxy(rm, prepared, device)) for name, settings, rm in rms])
+    print(reward_models_markdown(rows), end="")
     return 0
 
 
-def cmd_bench(argv: list[str]) -> int:
-    from harness import bench
-
-    return bench.main(argv)
-
-
-COMMANDS = {
+CORE_COMMANDS = {
     "list": cmd_list,
     "run": cmd_run,
     "runs": cmd_runs,
@@ -473,8 +444,27 @@ COMMANDS = {
     "cache": cmd_cache,
     "sweep": cmd_sweep,
     "reward-models": cmd_reward_models,
-    "bench": cmd_bench,
 }
+
+
+def _plugin_command(argv: list[str]) -> int:
+    """A command a plugin registered (``harness bench ppo``), or a group of them (``harness bench``)."""
+    host = _host(argv)
+    argv = _without_plugin_flags(argv)
+    command, rest = host.commands.find(argv)
+    if command is not None:
+        return int(command.run(rest) or 0)
+    group = host.commands.group(argv[0])
+    if group and (len(argv) == 1 or argv[1] in ("-h", "--help")):
+        print(f"harness {argv[0]} <name>: one of")
+        for c in group:
+            print(f"  harness {c.name:<14} {c.help}  [{c.plugin}]")
+        return 0
+    if group:
+        names = [c.name.split()[1] for c in group]
+        raise UsageError(f"unknown {argv[0]} {argv[1]!r}{did_you_mean(argv[1], names)}; valid: {', '.join(names)}")
+    valid = list(CORE_COMMANDS) + sorted({n.split()[0] for n in host.commands.names()})
+    raise UsageError(f"unknown command {argv[0]!r}{did_you_mean(argv[0], valid)}; valid: {', '.join(valid)}")
 
 
 def _quiet_libraries() -> None:
@@ -497,15 +487,14 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0
-    command, rest = argv[0], argv[1:]
-    if command not in COMMANDS:
-        print(f"{PROG}: error: unknown command {command!r}{did_you_mean(command, COMMANDS)}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
-        return 2
+    command = argv[0]
     _quiet_libraries()
     from harness.registry import RegistrationError
 
     try:
-        return COMMANDS[command](rest)
+        if command in CORE_COMMANDS:
+            return CORE_COMMANDS[command](argv[1:])
+        return _plugin_command(argv)
     except (UsageError, RegistrationError) as exc:
         print(f"{PROG} {command}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,5 @@
-"""Config dataclasses → CLI flags (as transformers' ``HfArgumentParser`` does), validation with
-errors that name the flag, and stable hashes of configs."""
+"""Config dataclasses → CLI flags (as transformers' ``HfArgumentParser`` does), the same configs
+from dicts (sweep files), validation with errors that name the flag, and stable hashes."""
 
 from __future__ import annotations
 
@@ -7,11 +7,22 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
 
 from harness.errors import UsageError, did_you_mean
+
+
+def help_field(help: str, default: Any = dataclasses.MISSING, *, aliases: dict[str, Any] | None = None, **kwargs) -> Any:
+    """A dataclass field with CLI help: ``lr: float = help_field("learning rate", 1e-4)``.
+
+    ``aliases`` maps extra flag names to the value they set: ``kl_coef`` with
+    ``aliases={"no_kl": 0.0}`` also gets ``--no-kl`` (and ``no_kl: true`` in a sweep file).
+    """
+    metadata = {"help": help, "aliases": dict(aliases or {})}
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
 def _flag(prefix: str, name: str) -> str:
@@ -29,6 +40,7 @@ def _base_type(tp) -> tuple[Any, bool]:
 
 
 def _converter(tp, flag: str):
+    """(text → value, the choices or None) for a field annotation."""
     scalar, optional = _base_type(tp)
     if get_origin(scalar) is Literal:
         choices = [str(c) for c in get_args(scalar)]
@@ -51,13 +63,46 @@ def _converter(tp, flag: str):
             if text.lower() in ("0", "false", "no", "off"):
                 return False
             raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+        if scalar is str:
+            return text
+        # int() and float() accept non-ASCII digits ("２０００") and float() accepts "nan": neither is a setting.
         try:
-            return scalar(text)
+            if not text.isascii():
+                raise ValueError
+            value = scalar(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {scalar.__name__}, got {text!r}") from None
+        if scalar is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        return value
 
     convert.__name__ = scalar.__name__  # argparse names the type in its errors
     return convert, None
+
+
+def coerce(tp, value: Any, key: str) -> Any:
+    """A value from a YAML or JSON file (or a string) as field type ``tp``, checked: ints pass for
+    floats, strings go through the flag converter, anything else of the wrong type is an error."""
+    if isinstance(value, str):
+        convert, _ = _converter(tp, key)
+        try:
+            return convert(value)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"{key}: {exc}") from None
+    scalar, optional = _base_type(tp)
+    if value is None and optional:
+        return None
+    if get_origin(scalar) is Literal:
+        return coerce(tp, str(value), key)
+    if scalar is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise UsageError(f"{key}: expected a finite number, got {value!r}")
+        return float(value)
+    if scalar is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if scalar is bool and isinstance(value, bool):
+        return value
+    raise UsageError(f"{key}: expected {getattr(scalar, '__name__', scalar)}, got {value!r}")
 
 
 def _fields(cls) -> list[tuple[dataclasses.Field, Any]]:
@@ -65,29 +110,30 @@ def _fields(cls) -> list[tuple[dataclasses.Field, Any]]:
     return [(f, hints[f.name]) for f in dataclasses.fields(cls) if f.init]
 
 
+def _default(f: dataclasses.Field) -> Any:
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+
+
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, prefix: str = "", title: str | None = None) -> None:
     """Add one flag per field of dataclass ``cls``: type, default and help from the field.
 
     A bool field defaulting to True gets ``--x/--no-x``; one defaulting to False gets ``--x``.
+    Each alias of a field (``help_field(aliases=...)``) is a flag that sets its value.
     """
     group = parser.add_argument_group(title or f"{cls.__name__} options")
     for f, tp in _fields(cls):
-        flag = _flag(prefix, f.name)
-        dest = prefix + f.name
-        help_text = f.metadata.get("help", "")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        flag, dest = _flag(prefix, f.name), prefix + f.name
+        help_text, default = f.metadata.get("help", ""), _default(f)
         scalar, _ = _base_type(tp)
         if scalar is bool:
-            if default:
-                group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-            else:
-                group.add_argument(flag, dest=dest, action="store_true", default=default, help=help_text)
-            continue
-        convert, choices = _converter(tp, flag)
-        metavar = "{" + ",".join(choices) + "}" if choices else scalar.__name__.upper()
-        group.add_argument(
-            flag, dest=dest, type=convert, default=default, metavar=metavar, help=f"{help_text} (default: {default})"
-        )
+            action = argparse.BooleanOptionalAction if default else "store_true"
+            group.add_argument(flag, dest=dest, action=action, default=default, help=help_text)
+        else:
+            convert, choices = _converter(tp, flag)
+            metavar = "{" + ",".join(choices) + "}" if choices else scalar.__name__.upper()
+            group.add_argument(flag, dest=dest, type=convert, default=default, metavar=metavar, help=f"{help_text} (default: {default})")
+        for alias, value in f.metadata.get("aliases", {}).items():
+            group.add_argument(_flag(prefix, alias), dest=dest, action="store_const", const=value, help=f"the same as {flag} {value}")
 
 
 def build_config(cls, namespace: argparse.Namespace | dict, prefix: str = "", what: str = "config"):
@@ -100,37 +146,59 @@ def build_config(cls, namespace: argparse.Namespace | dict, prefix: str = "", wh
         raise UsageError(f"{what}: {exc}") from None
 
 
+def config_from_dict(cls, values: dict[str, Any], what: str):
+    """An instance of dataclass ``cls`` from ``{field or alias: value}`` (a sweep file's
+    ``args``, ``--benchmark-set`` overrides): unknown keys, wrong types and ``__post_init__``
+    errors are :class:`UsageError` naming ``what``."""
+    fields = {f.name: (f, tp) for f, tp in _fields(cls)}
+    aliases = {alias: (name, value) for name, (f, _) in fields.items() for alias, value in f.metadata.get("aliases", {}).items()}
+    kwargs: dict[str, Any] = {}
+    for raw_key, value in values.items():
+        key = str(raw_key).strip().replace("-", "_")
+        if key in aliases:
+            name, set_to = aliases[key]
+            if coerce(bool, value, f"{what}: {key}"):
+                kwargs[name] = set_to
+        elif key in fields:
+            kwargs[key] = coerce(fields[key][1], value, f"{what}: {key}")
+        else:
+            valid = sorted(fields) + sorted(aliases)
+            raise UsageError(f"{what}: unknown key {key!r}{did_you_mean(key, valid)}; valid: {', '.join(valid)}")
+    return build_config(cls, kwargs, what=what)
+
+
 def parse_overrides(cls, items: list[str], what: str):
-    """``key=value`` strings (``--bench corpus_size=2000``) → an instance of dataclass ``cls``."""
-    fields = {f.name: tp for f, tp in _fields(cls)}
-    values: dict[str, Any] = {}
+    """``key=value`` strings (``--benchmark-set corpus_size=2000``) → an instance of ``cls``."""
+    values: dict[str, str] = {}
     for item in items:
         key, sep, text = item.partition("=")
-        key = key.strip().replace("-", "_")
         if not sep:
             raise UsageError(f"{what}: expected key=value, got {item!r}")
-        if key not in fields:
-            raise UsageError(f"{what}: unknown key {key!r}{did_you_mean(key, fields)}; valid: {', '.join(sorted(fields))}")
-        convert, _ = _converter(fields[key], key)
-        try:
-            values[key] = convert(text)
-        except argparse.ArgumentTypeError as exc:
-            raise UsageError(f"{what}: {key}: {exc}") from None
-    return build_config(cls, values, what=what)
+        values[key] = text
+    return config_from_dict(cls, values, what)
 
 
-def config_hash(*parts: Any) -> str:
-    """A short, stable hash of JSON-able parts (dataclasses included)."""
+def field_help(cls) -> list[tuple[str, Any, str]]:
+    """(name, default, help) of each field of dataclass ``cls``."""
+    return [(f.name, _default(f), f.metadata.get("help", "")) for f, _ in _fields(cls)]
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as a JSON-ready dict (a non-finite float as its text)."""
+    return {k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in dataclasses.asdict(config).items()}
+
+
+def stable_json(value: Any) -> str:
+    """Canonical JSON (sorted keys, dataclasses as dicts): equal values give equal text."""
 
     def default(obj):
         if dataclasses.is_dataclass(obj):
             return dataclasses.asdict(obj)
         return str(obj)
 
-    text = json.dumps(parts, sort_keys=True, default=default)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return json.dumps(value, sort_keys=True, default=default)
 
 
-def help_field(help: str, default: Any = dataclasses.MISSING, **kwargs) -> Any:
-    """A dataclass field with CLI help: ``lr: float = help_field("learning rate", 1e-4)``."""
-    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+def config_hash(*parts: Any) -> str:
+    """A short, stable hash of JSON-able parts (dataclasses included)."""
+    return hashlib.sha256(stable_json(parts).encode()).hexdigest()[:16]

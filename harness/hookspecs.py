@@ -12,7 +12,7 @@ from harness import hookspec
 
 if TYPE_CHECKING:
     from harness.api import RunInfo
-    from harness.registry import Registry
+    from harness.registry import CommandRegistry, Registry
 
 # -------------------------------------------------------------------------
 # registration: called once, when the plugin manager is built
@@ -68,6 +68,21 @@ def harness_register_benchmarks(registry: Registry) -> None:
     """
 
 
+@hookspec
+def harness_register_commands(commands: CommandRegistry) -> None:
+    """Register CLI commands (as datasette's ``register_commands`` does).
+
+    Called once at start-up, after every plugin is loaded, when the command line names a command
+    the core does not have. Add each with ``commands.add("bench ppo", main, "one-line help")``:
+    ``harness bench ppo ARGS...`` then calls ``main(ARGS)`` and exits with what it returns. A
+    name is one or two words; ``harness bench`` lists the commands of the group ``bench``. Core
+    command names are reserved; a name registered twice is an error naming both plugins.
+
+    :param commands: the command registry.
+    :returns: nothing.
+    """
+
+
 # -------------------------------------------------------------------------
 # run lifecycle: for trackers (TensorBoard, W&B, MLflow) and custom reports
 # -------------------------------------------------------------------------
@@ -77,7 +92,8 @@ def harness_register_benchmarks(registry: Registry) -> None:
 def harness_run_started(run: RunInfo) -> None:
     """Called when a run has been stored as ``running``, before its optimizer starts.
 
-    :param run: the run's id, name, benchmark, algorithm, configs, seed and folder.
+    :param run: the run's id, name, benchmark, algorithm, configs, seed and folder, its full
+        spec (``run.spec``) and the spec's key (``run.spec_key``: the experiment and code version).
     :returns: nothing.
     """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, is_dataclass
+from typing import Callable
 
 from harness.errors import UsageError, did_you_mean
 
@@ -70,3 +71,57 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+@dataclass
+class Command:
+    """A CLI command a plugin added: ``harness <name> ARGS...`` calls ``run(ARGS) -> exit code``."""
+
+    name: str
+    run: Callable[[list[str]], int]
+    help: str
+    plugin: str
+
+
+class CommandRegistry:
+    """Commands added by ``harness_register_commands``. A name is one word (``harness NAME``) or
+    two (``harness bench ppo``: a command in the group ``bench``)."""
+
+    kind = "command"
+
+    def __init__(self, reserved=()):
+        self._commands: dict[str, Command] = {}
+        self.current_plugin = "<unknown>"
+        #: names the core CLI owns: a plugin may not take them
+        self.reserved = set(reserved)
+
+    def add(self, name: str, run: Callable[[list[str]], int], help: str) -> None:
+        """Register ``run`` as ``harness <name>`` with a one-line ``help``."""
+        words = name.split()
+        if not 1 <= len(words) <= 2 or not all(w.replace("-", "").isalnum() for w in words):
+            raise RegistrationError(f"plugin {self.current_plugin!r} registered command {name!r}: use one or two words")
+        name = " ".join(words)
+        if words[0] in self.reserved:
+            raise RegistrationError(f"plugin {self.current_plugin!r} registered command {name!r}, but {words[0]!r} is a core command")
+        if name in self._commands:
+            other = self._commands[name]
+            raise RegistrationError(f"command {name!r} is registered twice: by plugin {other.plugin!r} and by plugin {self.current_plugin!r}")
+        self._commands[name] = Command(name, run, help, self.current_plugin)
+
+    def find(self, argv: list[str]) -> tuple[Command | None, list[str]]:
+        """The command ``argv`` starts with (two words first), and the rest of ``argv``."""
+        for n in (2, 1):
+            name = " ".join(argv[:n])
+            if len(argv) >= n and name in self._commands:
+                return self._commands[name], argv[n:]
+        return None, argv
+
+    def names(self) -> list[str]:
+        return sorted(self._commands)
+
+    def group(self, word: str) -> list[Command]:
+        """The two-word commands whose first word is ``word``."""
+        return [c for n, c in sorted(self._commands.items()) if n.split()[0] == word and " " in n]
+
+    def entries(self) -> list[Command]:
+        return [self._commands[n] for n in self.names()]

@@ -8,15 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from harness import hookimpl
-from harness.api import (
-    GenerationSettings,
-    Policy,
-    PolicyOptimizer,
-    Rollout,
-    TrainContext,
-)
-from harness.config import help_field
+from harness.api import GenerationSettings, Policy, PolicyOptimizer, Rollout, TrainContext, help_field, hookimpl
 
 
 class SFT(PolicyOptimizer):
@@ -39,19 +31,20 @@ class BestOfNConfig:
 class BestOfNPolicy(Policy):
     """π_sft followed by a proxy-RM argmax over ``n`` samples. Its per-token log-probs are not
     tractable, but its KL to π_sft is known: log n − (n − 1)/n (Stiennon et al. 2020) — a
-    built-in check on the KL estimator's scale."""
+    built-in check on the KL estimator's scale. Each answer costs n samples and n RM queries at
+    inference: recorded as such (``samples_per_response``, ``rm_queries_per_response``)."""
 
     def __init__(self, model, tokenizer, reward_model, n: int):
         super().__init__(model, tokenizer)
         self.reward_model, self.n = reward_model, n
         self.analytic_kl = math.log(n) - (n - 1) / n
-        self.rm_queries = 0
+        self.samples_per_response = self.rm_queries_per_response = n
 
     def sample(self, prompts: list[str], settings: GenerationSettings, generator: torch.Generator, desc: str | None = None) -> Rollout:
         candidates = super().sample([p for p in prompts for _ in range(self.n)], settings, generator, desc)
-        scores = self.reward_model.score(candidates).view(len(prompts), self.n)
-        self.rm_queries += len(candidates)
-        best = torch.arange(len(prompts)) * self.n + scores.argmax(1).cpu()
+        with torch.no_grad():
+            scores = self.reward_model.score(candidates).view(len(prompts), self.n)
+        best = torch.arange(len(prompts), device=scores.device) * self.n + scores.argmax(1)  # every index on the scores' device
         chosen = candidates.select(best)
         chosen.prompts = list(prompts)
         return chosen
@@ -63,7 +56,7 @@ class BestOfN(PolicyOptimizer):
     Config = BestOfNConfig
 
     def train(self, ctx: TrainContext) -> Policy:
-        # No training: the n-fold sampling cost is paid at inference and logged as such.
+        # No training: the n-fold sampling cost is paid at inference and recorded as such.
         ctx.log(0, {"bon/n": self.config.n, "bon/analytic_kl": math.log(self.config.n) - (self.config.n - 1) / self.config.n})
         return BestOfNPolicy(ctx.policy, ctx.tokenizer, ctx.reward_model, self.config.n)
 

@@ -1,11 +1,11 @@
 """Built-in evaluators. Each reads what it needs from the shared :class:`EvalBatch` (computed
-once per run) and aggregates it with an `evaluate` module from ``harness/metrics``."""
+once per run) and aggregates it with an `evaluate` module from ``plugins/metrics``."""
 
 from __future__ import annotations
 
-from harness import hookimpl
-from harness.api import EvalBatch, Evaluator
-from harness.metrics import load_metric
+from harness_plugins.metrics import load_metric
+
+from harness.api import EvalBatch, Evaluator, hookimpl
 
 
 def _mean(values) -> float:

@@ -14,8 +14,9 @@ One PPO update:
 
 Each implementation detail of the PPO checklist ([B] = "The N Implementation Details of RLHF with
 PPO", 2023; [N] = "The N+ Implementation Details of RLHF with PPO", arXiv 2403.17031) is named
-where it is implemented, as ``[B|N] <number> <name>``. ``--no-kl`` (or ``--algo ppo-nokl``) sets β = 0: the KL-ablated
-PPO; KL(π_θ‖π_ref) is still computed and logged.
+where it is implemented, as ``[B|N] <number> <name>``. ``--kl-coef 0`` (spelt ``--no-kl``, or ``--algo ppo-nokl``)
+is the KL-ablated PPO, stored and tabled as ``ppo-nokl`` however it was asked for; KL(π_θ‖π_ref) is
+still computed and logged.
 """
 
 from __future__ import annotations
@@ -27,12 +28,8 @@ from dataclasses import dataclass
 import torch
 from harness_plugins.ppo_config import PPOConfig, PPONoKLConfig
 
-from harness import hookimpl
-from harness.api import Policy, PolicyOptimizer, Rollout, TrainContext
-from harness.errors import NonFiniteError, UsageError
-from harness.fast_gpt2 import critic_values, lm_logits, response_hidden, sample_batch
-from harness.generation import token_log_probs
-from harness.lm import lm_to_classifier
+from harness.api import NonFiniteError, Policy, PolicyOptimizer, Rollout, TrainContext, UsageError, hookimpl
+from harness.lm import critic_values, lm_logits, lm_to_classifier, response_hidden, token_log_probs
 
 __all__ = ["PPO", "PPONoKL", "PPOConfig", "PPONoKLConfig", "NonFiniteError"]
 
@@ -305,6 +302,14 @@ class PPO(PolicyOptimizer):
     description = "PPO with a per-token KL penalty to π_sft, GAE and a critic from the RM ([B]/[N] details)"
     Config = PPOConfig
 
+    @classmethod
+    def row_name(cls, config: PPOConfig) -> str:
+        """One spelling of the KL ablation: PPO with β = 0 is ``ppo-nokl`` (``--no-kl``,
+        ``--kl-coef 0`` and ``--algo ppo-nokl`` are one experiment); variants keep their name."""
+        if cls.name not in (PPO.name, PPONoKL.name):
+            return cls.name
+        return PPONoKL.name if config.kl_coef == 0 else PPO.name
+
     # -- what a variant may change (rm-ranking does): which prompts, and an episode's score ------
 
     def rollout_prompts(self, sampler: PromptSampler, n: int) -> list[str]:
@@ -320,7 +325,7 @@ class PPO(PolicyOptimizer):
         self.timings = Timings()
         # -- set-up ----------------------------------------------------------------------------
         torch.manual_seed(ctx.seed)
-        generator = torch.Generator().manual_seed(ctx.seed)  # rollouts and mini-batch order
+        generator = ctx.generator  # seeded with the run's seed: rollouts and mini-batch order
         policy, ref_policy, rm_model = ctx.policy, ctx.ref_policy, getattr(ctx.reward_model, "model", None)
         critic = make_critic(ctx, c.critic_init, seed=ctx.seed)
         for model in (policy, ref_policy, critic, rm_model):
@@ -338,7 +343,7 @@ class PPO(PolicyOptimizer):
         if c.adaptive_kl:
             kl_ctl: FixedKLController = AdaptiveKLController(c.kl_coef, c.target_kl, c.kl_horizon)  # [B] 6
         else:
-            kl_ctl = FixedKLController(c.kl_coef if c.kl else 0.0)  # --no-kl: β = 0, the KL-ablated PPO
+            kl_ctl = FixedKLController(c.kl_coef)  # β = 0 (--no-kl): the KL-ablated PPO
         temperature = ctx.generation.temperature
         prompts = PromptSampler(ctx.train_prompts, generator)
         started = time.perf_counter()
@@ -349,9 +354,8 @@ class PPO(PolicyOptimizer):
 
                 # -- 1. rollout ([B] 4 pure temperature sampling, [N] 10/11 left padding) -------------
                 t0 = time.perf_counter()
-                ctx.budget.spend(c.batch_size)  # episodes; as many RM queries
                 batch_prompts = self.rollout_prompts(prompts, c.batch_size)
-                rollout = sample_batch(policy, ctx.tokenizer, batch_prompts, ctx.generation, generator, c.stop_at_eos)
+                rollout = ctx.sample(batch_prompts, stop_at_eos=c.stop_at_eos)  # charged to the budget
                 mask = rollout.response_mask  # [N] 14 padding masked from every loss and statistic
                 t1 = time.perf_counter()
 
@@ -372,7 +376,7 @@ class PPO(PolicyOptimizer):
                     ref_logp = token_log_probs(lm_logits(ref_policy, ref_hidden, temperature), rollout)  # [B] 5
                     # [B] 1 / [N] 11 the RM sees query + response, read at the last real token;
                     # [B] 2 it is normalised (mean 0, std 1 on π_sft samples) by the RM plugin.
-                    raw_scores = ctx.reward_model.score(rollout).float().to(mask.device)
+                    raw_scores = ctx.score(rollout)
                 _check_finite("the reward model's score", raw_scores, update)
                 scores = self.episode_scores(ctx, rollout, raw_scores)
                 if c.missing_eos_penalty is not None:  # [N] 12 EOS trick, TRL's form
@@ -483,3 +487,14 @@ class PPONoKL(PPO):
 def harness_register_algorithms(registry):
     registry.add(PPO)
     registry.add(PPONoKL)
+
+
+def _bench(argv: list[str]) -> int:
+    from harness_plugins.ppo_bench import main
+
+    return main(argv)
+
+
+@hookimpl
+def harness_register_commands(commands):
+    commands.add("bench ppo", _bench, "PPO's speed on the TRL 1.12 peer's exact set-up (episodes/s, time breakdown)")

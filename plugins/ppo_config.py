@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from harness.config import help_field
+from harness.api import help_field
 
 
 @dataclass
@@ -52,11 +52,12 @@ class PPOConfig:
     whiten_rewards: bool = help_field("scale per-token rewards to unit variance, no mean shift ([B] 7, optional)", False)
 
     # -- KL penalty to π_ref ([B] 1, 6) ------------------------------------------------------------
-    kl: bool = help_field(
-        "add the per-token penalty −β·KL to the reward; --no-kl sets β = 0 (the KL-ablated PPO), KL is still logged",
-        True,
+    kl_coef: float = help_field(
+        "β of the per-token penalty −β·KL in the reward (the initial one when --adaptive-kl); 0 (or --no-kl) is the "
+        "KL-ablated PPO, stored as ppo-nokl; KL is still logged and evaluated",
+        0.05,
+        aliases={"no_kl": 0.0},
     )
-    kl_coef: float = help_field("β: the KL coefficient (the initial one when --adaptive-kl)", 0.05)
     kl_estimator: Literal["k1", "k3"] = help_field(
         "per-token KL estimate in the reward: k1 = log π − log π_ref, k3 = (r − 1) − log r with r = π_ref / π", "k1"
     )
@@ -107,8 +108,8 @@ class PPOConfig:
             raise ValueError(f"--kl-estimator must be k1 or k3, got {self.kl_estimator!r}")
         if self.critic_init not in ("reward_model", "policy"):
             raise ValueError(f"--critic-init must be reward_model or policy, got {self.critic_init!r}")
-        if self.adaptive_kl and not self.kl:
-            raise ValueError("--adaptive-kl needs the KL penalty: drop --no-kl or --adaptive-kl")
+        if self.adaptive_kl and self.kl_coef == 0:
+            raise ValueError("--adaptive-kl needs an initial β > 0: drop --no-kl (or --kl-coef 0) or --adaptive-kl")
         if self.missing_eos_penalty is not None and self.missing_eos_score is not None:
             raise ValueError("give one of --missing-eos-penalty and --missing-eos-score, not both")
 
@@ -121,6 +122,8 @@ class PPOConfig:
 class PPONoKLConfig(PPOConfig):
     """The KL-ablated PPO: PPO's options with the KL penalty off by default."""
 
-    kl: bool = help_field(
-        "add the per-token penalty −β·KL to the reward (off: the KL-ablated PPO; KL is still logged)", False
+    kl_coef: float = help_field(
+        "β of the per-token KL penalty: 0, the KL-ablated PPO (a β > 0 makes the run plain ppo); KL is still logged",
+        0.0,
+        aliases={"no_kl": 0.0},
     )

@@ -10,9 +10,9 @@ import pytest
 import torch
 from harness_benchmarks.sentiment import Sentiment, SentimentConfig
 
-from harness.api import Budget, RewardFitContext, TrainContext
-from harness.cache import StageCache
-from harness.pipeline import prepare
+from harness.api import Budget, TrainContext
+from harness.pipeline.cache import StageCache
+from harness.pipeline.stages import prepare
 
 # Tiny models: one thread is as fast as two, and far faster when another process holds a core.
 torch.set_num_threads(1)
@@ -25,9 +25,10 @@ TINY_SENTIMENT = [
     "judge_width=64",
     "preference_prompts=800",
     "preference_eval_prompts=100",
-    "eval_samples_per_prompt=2",
     "default_budget=256",
 ]
+#: the benchmark settings and a small evaluation, as `harness run` flags
+TINY_FLAGS = [f"--benchmark-set={b}" for b in TINY_SENTIMENT] + ["--eval-samples-per-prompt", "2"]
 
 
 def tiny_sentiment_config() -> SentimentConfig:
@@ -44,35 +45,63 @@ def cache_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_artifacts(cache_dir):
+def tiny_prepared(cache_dir):
     return prepare(Sentiment(tiny_sentiment_config()), StageCache(cache_dir), quiet=True)
 
 
 @pytest.fixture(scope="session")
-def tiny_proxy(tiny_artifacts, cache_dir):
+def tiny_proxy(tiny_prepared):
     from harness_plugins.reward_models import Pairwise, PairwiseConfig
 
-    ctx = RewardFitContext(tiny_artifacts, torch.device("cpu"), cache_dir, seed=0)
-    return Pairwise(PairwiseConfig(epochs=2)).fit(ctx)
+    from harness.running.reward_fit import fit_proxy
+
+    return fit_proxy(Pairwise(PairwiseConfig(epochs=2)), tiny_prepared, torch.device("cpu")).fitted
 
 
-def make_train_context(artifacts, reward_model, *, budget: int = 256, seed: int = 0, run_dir: Path | None = None, log=None) -> TrainContext:
+def make_train_context(prepared, reward_model, *, budget: int = 256, seed: int = 0, run_dir: Path | None = None, log=None) -> TrainContext:
     """A TrainContext as the runner builds it (fresh π_sft copy, frozen π_ref)."""
-    ref = artifacts.load_sft()
-    for p in ref.parameters():
-        p.requires_grad_(False)
+    ref = prepared.load_sft().requires_grad_(False)
     logged: list[tuple[int, dict]] = []
     return TrainContext(
-        policy=artifacts.load_sft(),
+        policy=prepared.load_sft(),
         ref_policy=ref,
-        tokenizer=artifacts.tokenizer,
+        tokenizer=prepared.tokenizer,
         reward_model=reward_model,
-        train_prompts=artifacts.train_prompts,
-        generation=artifacts.generation,
+        train_prompts=prepared.train_prompts,
+        generation=prepared.generation,
         budget=Budget(budget),
         seed=seed,
         device=torch.device("cpu"),
         run_dir=run_dir or Path("."),
         log=log or (lambda step, metrics: logged.append((step, metrics))),
         quiet=True,
+    )
+
+
+def make_spec(
+    *,
+    benchmark: str = "sentiment",
+    version: str = "1",
+    bench_config: dict | None = None,
+    algorithm: str = "ppo",
+    algo_config: dict | None = None,
+    reward_model: str = "pairwise",
+    rm_config: dict | None = None,
+    oracle: bool = False,
+    budget: int = 64,
+    evaluation: dict | None = None,
+    code: str = "c0ffee",
+    seed: int = 0,
+):
+    """A run spec without plugins (store and leaderboard tests)."""
+    from harness.running.spec import Component, RunSpec
+
+    return RunSpec(
+        benchmark=Component(benchmark, bench_config if bench_config is not None else {"n_prompts": 8}, version=version),
+        algorithm=Component(algorithm, algo_config if algo_config is not None else {"kl_coef": 0.05, "lr": 1e-5}),
+        reward_model=Component(reward_model, rm_config if rm_config is not None else {"epochs": 1}, oracle=oracle),
+        budget=budget,
+        evaluation=evaluation if evaluation is not None else {"samples_per_prompt": 8, "max_prompts": 0},
+        code={"harness": code},
+        seed=seed,
     )

@@ -17,12 +17,15 @@ from harness_benchmarks.arithmetic import (
     spell,
 )
 
-from harness.cache import StageCache
-from harness.pipeline import prepare
+from harness.api import PreferenceRequest
+from harness.lm import sample_rollout
+from harness.pipeline.annotator import annotated_preferences
+from harness.pipeline.cache import StageCache
+from harness.pipeline.stages import prepare
 
 
 def gold_of(cases: list[tuple[str, str, bool]], config: ArithmeticConfig | None = None) -> list[float]:
-    gold = Arithmetic(config or ArithmeticConfig()).gold_reward(artifacts=None)
+    gold = Arithmetic(config or ArithmeticConfig()).gold_reward(judge=None)
     prompts, responses, ended = zip(*cases)
     scores = gold(list(prompts), list(responses), torch.tensor(ended))
     assert scores.dtype == torch.float32 and scores.shape == (len(cases),)
@@ -139,12 +142,10 @@ def test_tiny_pipeline_build_and_gold(tmp_path):
     assert not set(art.train_prompts) & set(art.eval_prompts) and len(art.eval_prompts) == 44
     # the vocabulary is tiny: digits, operators, "=", the fillers, and the special tokens
     assert set(art.tokenizer.get_vocab()) == {str(d) for d in range(10)} | {"+", "-", "="} | set(FILLERS) | {"<eos>", "<unk>", "<pad>"}
-    from harness.generation import sample_rollout
-
     rollout = sample_rollout(art.load_sft(), art.tokenizer, art.eval_prompts, art.generation, torch.Generator().manual_seed(0))
-    gold = art.gold(rollout)
+    gold = art.judge.gold(rollout)
     assert gold.shape == (len(art.eval_prompts),) and ((gold >= -config.unfinished_penalty) & (gold <= 1)).all()
-    prefs = art.preferences("pairs")
-    assert len(prefs["train"]) == 64 and len(prefs["eval"]) == 16
-    for item in prefs["eval"]:  # the annotator saw exactly this gold
-        assert item["gold"] == pytest.approx(gold_of([(item["prompt"], r, e) for r, e in zip(item["responses"], item["ended"])], config))
+    prefs = annotated_preferences(art, PreferenceRequest(k=2, count=config.preference_prompts))
+    assert len(prefs.train) == 64 and len(prefs.held_out) == 16
+    for item in prefs.held_out:  # the annotator saw exactly this gold
+        assert item.gold == pytest.approx(gold_of([(item.prompt, r, e) for r, e in zip(item.responses, item.ended)], config))

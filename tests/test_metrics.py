@@ -8,12 +8,12 @@ import math
 
 import pytest
 
-from harness.metrics import load_metric
+from harness_plugins.metrics import load_metric
 
 
 @pytest.mark.parametrize("name", ["distinct_n", "win_rate", "mean_score"])
 def test_docstring_examples(name):
-    module = importlib.import_module(f"harness.metrics.{name}.{name}")
+    module = importlib.import_module(f"harness_plugins.metrics.{name}.{name}")
     test = doctest.DocTestParser().get_doctest(module._KWARGS, dict(vars(module)), name, module.__file__, 0)
     runner = doctest.DocTestRunner()
     runner.run(test)

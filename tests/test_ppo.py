@@ -11,7 +11,7 @@ from pathlib import Path
 import harness_plugins.ppo as ppo
 import pytest
 import torch
-from conftest import make_train_context
+from tests.conftest import make_train_context
 from harness_plugins.ppo import (
     PPO,
     AdaptiveKLController,
@@ -24,29 +24,30 @@ from harness_plugins.ppo import (
     value_loss,
     whiten,
 )
+from harness_plugins.ppo_bench import build_prompts, build_tokenizer
 from harness_plugins.ppo_config import PPOConfig
 from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel
 
-import harness.fast_gpt2 as fast_gpt2
+import harness.lm.fast_gpt2 as fast_gpt2
 from harness.api import (
     Budget,
     FittedRewardModel,
     GenerationSettings,
     PolicyOptimizer,
     TrainContext,
+    UsageError,
 )
-from harness.bench import build_prompts, build_tokenizer
 from harness.config import add_dataclass_arguments, build_config
-from harness.errors import UsageError
-from harness.generation import (
+from harness.lm import (
+    ClassifierReward,
+    LMShape,
+    gpt2_config,
     response_logits,
     sample_rollout,
     sequence_inputs,
     token_log_probs,
 )
-from harness.lm import LMShape, gpt2_config
 from harness.registry import Registry
-from harness.reward import ClassifierReward
 
 # ---------------------------------------------------------------------------------------------
 # A tiny synthetic set-up (random GPT-2s over a 59-token vocabulary): fast, for the loop's
@@ -93,7 +94,7 @@ def one_thread():
 
 
 # ---------------------------------------------------------------------------------------------
-# the fast GPT-2 path computes what transformers and harness.generation compute
+# the fast GPT-2 path computes what transformers and harness.lm.sampling compute
 # ---------------------------------------------------------------------------------------------
 
 
@@ -141,7 +142,7 @@ def test_other_models_go_through_transformers_with_the_same_results(monkeypatch)
     fast_logs, fast_weights = run()
     monkeypatch.setattr(fast_gpt2, "is_plain_gpt2", lambda model: False)  # as for any model but a plain GPT-2
     slow_logs, slow_weights = run()
-    assert all(m["val/response_length"] == 8 for m in slow_logs)  # fixed length through harness.generation too
+    assert all(m["val/response_length"] == 8 for m in slow_logs)  # fixed length through harness.lm.sampling too
     assert slow_logs[0]["objective/scores"] == pytest.approx(fast_logs[0]["objective/scores"], abs=1e-5)
     torch.testing.assert_close(slow_weights, fast_weights, rtol=0, atol=1e-4)
 
@@ -337,7 +338,7 @@ def _capture_rewards(monkeypatch) -> list[torch.Tensor]:
 def test_no_kl_reward_carries_no_kl_term_but_kl_is_still_logged(monkeypatch):
     captured = _capture_rewards(monkeypatch)
     logs = []
-    assert PPONoKL.Config().kl is False and PPO.Config().kl is True
+    assert PPONoKL.Config().kl_coef == 0 and PPO.Config().kl_coef == 0.05
     PPONoKL(PPONoKL.Config(**SMALL)).train(synthetic_context(budget=64, log=lambda step, m: logs.append(m)))
     for rewards, mask in captured:
         last = mask.sum(1) - 1
@@ -351,6 +352,67 @@ def test_no_kl_reward_carries_no_kl_term_but_kl_is_still_logged(monkeypatch):
     PPO(PPOConfig(batch_size=16, kl_coef=0.5)).train(synthetic_context(budget=32))
     rewards, mask = captured[-1]
     assert rewards[:, 0].abs().sum() > 0  # with the KL penalty on, every token carries a reward
+
+
+def _recording_sampler(ctx: TrainContext) -> list:
+    """Replace ``ctx.sample`` by a wrapper that keeps every rollout it returns."""
+    rollouts, original = [], ctx.sample
+
+    def sample(*args, **kwargs):
+        rollouts.append(original(*args, **kwargs))
+        return rollouts[-1]
+
+    ctx.sample = sample
+    return rollouts
+
+
+def test_advantages_are_whitened_over_real_tokens_and_nothing_after_eos_is_trained_on(monkeypatch):
+    calls = []
+    original_policy_loss, original_value_loss = ppo.policy_loss, ppo.value_loss
+
+    def policy_loss(logp, old_logp, advantages, mask, cliprange):
+        calls.append(("policy", advantages.detach().clone(), mask.clone()))
+        return original_policy_loss(logp, old_logp, advantages, mask, cliprange)
+
+    def value_loss(values, old_values, returns, mask, cliprange_value):
+        calls.append(("value", returns.detach().clone(), mask.clone()))
+        return original_value_loss(values, old_values, returns, mask, cliprange_value)
+
+    monkeypatch.setattr(ppo, "policy_loss", policy_loss)
+    monkeypatch.setattr(ppo, "value_loss", value_loss)
+    ctx = synthetic_context(budget=128)
+    rollouts = _recording_sampler(ctx)
+    PPO(PPOConfig(**{**SMALL, "batch_size": 64, "num_mini_batches": 1, "num_ppo_epochs": 1})).train(ctx)
+    assert len(rollouts) == 2 and len(calls) == 4  # one full-batch step per update, policy and value
+    for rollout, (_, advantages, mask), (_, returns, value_mask) in zip(rollouts, calls[0::2], calls[1::2]):
+        real = rollout.response_mask
+        assert not real.all() and real.any(1).all()  # some responses ended early: there is padding to leave out
+        assert torch.equal(mask, real) and torch.equal(value_mask, real)  # the losses see real tokens only
+        assert not advantages[~real].any() and not returns[~real].any()
+        assert advantages[real].mean().abs() < 1e-5 and advantages[real].std() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_the_missing_eos_penalty_lowers_the_score_of_unfinished_responses(monkeypatch):
+    class Constant(FittedRewardModel):
+        def score(self, rollout):
+            return torch.full((len(rollout),), 0.5)
+
+    seen = []
+    original = ppo.per_token_rewards
+
+    def per_token_rewards(scores, kl, mask, kl_coef):
+        seen.append(scores.clone())
+        return original(scores, kl, mask, kl_coef)
+
+    monkeypatch.setattr(ppo, "per_token_rewards", per_token_rewards)
+    for option, unfinished in [({"missing_eos_penalty": 1.0}, -0.5), ({"missing_eos_score": -1.0}, -1.0), ({}, 0.5)]:
+        seen.clear()
+        ctx = synthetic_context(budget=64, reward=Constant())
+        rollouts = _recording_sampler(ctx)
+        PPO(PPOConfig(**{**SMALL, "batch_size": 64, **option})).train(ctx)
+        ended = rollouts[0].ended
+        assert ended.any() and not ended.all()
+        assert torch.equal(seen[0], torch.where(ended, 0.5, unfinished)), option
 
 
 def test_nan_reward_stops_the_run_with_a_clear_reason():
@@ -369,10 +431,10 @@ def test_budget_is_respected_exactly():
     ctx = synthetic_context(budget=100, log=lambda step, m: logs.append(step))
     PPO(PPOConfig(**SMALL)).train(ctx)
     assert logs == [1, 2, 3, 4, 5, 6]  # 6 × 16 = 96 ≤ 100 < 7 × 16
-    assert ctx.budget.as_dict() == {"episodes": 100, "episodes_used": 96, "rm_queries": 96}
+    assert ctx.budget.as_dict()["episodes_used"] == 96
     exact = synthetic_context(budget=48)
     PPO(PPOConfig(**SMALL)).train(exact)
-    assert exact.budget.episodes_used == exact.budget.rm_queries == 48
+    assert exact.budget.episodes_used == 48
     with pytest.raises(UsageError, match="--batch-size 16 is more than the budget of 8"):
         PPO(PPOConfig(**SMALL)).train(synthetic_context(budget=8))
 
@@ -412,9 +474,10 @@ def test_config_flags_and_validation_messages():
     parser = argparse.ArgumentParser()
     add_dataclass_arguments(parser, PPOConfig)
     config = build_config(PPOConfig, parser.parse_args(["--no-kl", "--kl-estimator", "k3", "--missing-eos-penalty", "1"]))
-    assert config.kl is False and config.kl_estimator == "k3" and config.missing_eos_penalty == 1.0
+    assert config.kl_coef == 0.0 and config.kl_estimator == "k3" and config.missing_eos_penalty == 1.0
+    assert build_config(PPOConfig, parser.parse_args(["--kl-coef", "0.2"])).kl_coef == 0.2
     for kwargs, flag in [({"kl_coef": -1}, "--kl-coef"), ({"batch_size": 10, "num_mini_batches": 3}, "--batch-size"),
-                         ({"lam": 2.0}, "--lam"), ({"adaptive_kl": True, "kl": False}, "--adaptive-kl"),
+                         ({"lam": 2.0}, "--lam"), ({"adaptive_kl": True, "kl_coef": 0.0}, "--adaptive-kl"),
                          ({"missing_eos_penalty": 1.0, "missing_eos_score": -1.0}, "--missing-eos-penalty")]:  # fmt: skip
         with pytest.raises(ValueError, match=flag):
             PPOConfig(**kwargs)
@@ -432,18 +495,18 @@ def test_both_algorithms_register_from_the_same_code():
 # ---------------------------------------------------------------------------------------------
 
 
-def _proxy_scores(policy_model, artifacts, proxy, seed: int) -> torch.Tensor:
-    repeats = -(-512 // len(artifacts.eval_prompts))
-    prompts = [p for p in artifacts.eval_prompts for _ in range(repeats)][:512]
-    rollout = sample_rollout(policy_model, artifacts.tokenizer, prompts, artifacts.generation, torch.Generator().manual_seed(seed))
+def _proxy_scores(policy_model, prepared, proxy, seed: int) -> torch.Tensor:
+    repeats = -(-512 // len(prepared.eval_prompts))
+    prompts = [p for p in prepared.eval_prompts for _ in range(repeats)][:512]
+    rollout = sample_rollout(policy_model, prepared.tokenizer, prompts, prepared.generation, torch.Generator().manual_seed(seed))
     return proxy.score(rollout)
 
 
-def test_short_ppo_run_raises_the_proxy_score_on_held_out_prompts(tiny_artifacts, tiny_proxy):
-    ctx = make_train_context(tiny_artifacts, tiny_proxy, budget=512, seed=0)
+def test_short_ppo_run_raises_the_proxy_score_on_held_out_prompts(tiny_prepared, tiny_proxy):
+    ctx = make_train_context(tiny_prepared, tiny_proxy, budget=512, seed=0)
     policy = PPO(PPOConfig(batch_size=64, lr=5e-4)).train(ctx)  # 8 updates; measured gap ≈ 19 SE
-    after = _proxy_scores(policy.model, tiny_artifacts, tiny_proxy, seed=99)
-    before = _proxy_scores(ctx.ref_policy, tiny_artifacts, tiny_proxy, seed=99)
+    after = _proxy_scores(policy.model, tiny_prepared, tiny_proxy, seed=99)
+    before = _proxy_scores(ctx.ref_policy, tiny_prepared, tiny_proxy, seed=99)
     assert len(after) == 512
     gap = after.mean() - before.mean()
     stderr = math.sqrt(after.var() / len(after) + before.var() / len(before))

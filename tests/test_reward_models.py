@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 
-from harness.api import RewardFitContext
-from harness.reward import all_pairs_loss, annotation_cost, plackett_luce_loss
+from harness.api import PreferenceRequest, annotation_cost
+from harness.lm import all_pairs_loss, plackett_luce_loss, rollout_from_texts
+from harness.pipeline.annotator import AnnotatedItem
+from harness.running.reward_fit import fit_proxy, held_out_metrics
 
 
 def bradley_terry(scores, rankings):
@@ -47,23 +49,22 @@ def test_annotation_cost_is_log2_k_factorial():
     assert annotation_cost(4) < math.comb(4, 2)
 
 
-def test_ranking_rm_at_equal_annotation_budget(tiny_artifacts, cache_dir):
+def test_ranking_rm_at_equal_annotation_budget(tiny_prepared):
     from harness_plugins.reward_models import Ranking, RankingConfig
 
-    ctx = RewardFitContext(tiny_artifacts, torch.device("cpu"), cache_dir, seed=0)
-    fitted = Ranking(RankingConfig(k=4, epochs=6)).fit(ctx)
-    budget = tiny_artifacts.config.preference_prompts
-    assert fitted.metrics["rm/train_items"] == math.floor(budget / math.log2(24))
+    fit = fit_proxy(Ranking(RankingConfig(k=4, epochs=6)), tiny_prepared, torch.device("cpu"))
+    fitted, budget = fit.fitted, tiny_prepared.config.preference_prompts
+    assert fit.request == PreferenceRequest(k=4, count=math.floor(budget / math.log2(24)))
+    assert fit.request.cost <= budget < fit.request.cost + annotation_cost(4)  # one more ranking would not fit
+    assert fitted.metrics["rm/train_items"] == fit.request.count
     assert fitted.metrics["rm/gold_accuracy"] > 0.6
     assert fitted.metrics["rm/spearman"] > 0.3
-    scores = fitted.score(tiny_artifacts_rollout(tiny_artifacts))
+    scores = fitted.score(tiny_prepared_rollout(tiny_prepared))
     assert scores.shape == (8,) and torch.isfinite(scores).all()
 
 
-def tiny_artifacts_rollout(artifacts):
-    from harness.generation import rollout_from_texts
-
-    return rollout_from_texts(artifacts.tokenizer, artifacts.eval_prompts[:8], ["was good"] * 8)
+def tiny_prepared_rollout(prepared):
+    return rollout_from_texts(prepared.tokenizer, prepared.eval_prompts[:8], ["was good"] * 8)
 
 
 class LengthReward:
@@ -75,17 +76,15 @@ class LengthReward:
         return rollout.lengths.float()
 
 
-def test_held_out_metrics_leave_out_pairs_without_a_preference(tiny_artifacts):
-    from harness.reward import held_out_metrics
-
+def test_held_out_metrics_leave_out_pairs_without_a_preference(tiny_prepared):
     items = [
         # identical responses: no preference to get right, left out of both accuracies
-        {"prompt": "the movie was", "responses": ["good", "good"], "ended": [True, True], "ranking": [1, 0], "gold": [0.4, 0.4]},
+        AnnotatedItem("the movie was", ["good", "good"], [True, True], [1, 0], [0.4, 0.4]),
         # the annotator and gold prefer the longer one: the RM agrees
-        {"prompt": "the movie was", "responses": ["very good", "good"], "ended": [True, True], "ranking": [0, 1], "gold": [0.5, 0.4]},
+        AnnotatedItem("the movie was", ["very good", "good"], [True, True], [0, 1], [0.5, 0.4]),
         # the annotator picked the shorter one (noise) but gold prefers the longer one
-        {"prompt": "the plot was", "responses": ["dull", "really great"], "ended": [True, True], "ranking": [0, 1], "gold": [-0.3, 0.6]},
+        AnnotatedItem("the plot was", ["dull", "really great"], [True, True], [0, 1], [-0.3, 0.6]),
     ]
-    metrics = held_out_metrics(LengthReward(), tiny_artifacts.tokenizer, items, "cpu")
+    metrics = held_out_metrics(LengthReward(), tiny_prepared.tokenizer, items, "cpu")
     assert metrics["rm/accuracy"] == 0.5  # 1 of the 2 labelled pairs
     assert metrics["rm/gold_accuracy"] == 1.0  # both pairs with a gold difference

@@ -2,24 +2,28 @@
 
 Every record a leaderboard is built from lives here (see :func:`Store.metrics_frame`):
 
-- ``runs``    — one row per run: benchmark, algorithm and reward model with their configs, seed,
-  status, timings, declared and used budget, and the manifest (git commit, package versions,
-  hardware) that makes the run reproducible;
+- ``runs``    — one row per run: its full run spec (JSON) and the spec's two keys (``spec_key``:
+  everything but the seed; ``experiment_key``: also without the code version), status, timings,
+  the budget used, the manifest (packages, hardware) and the process that ran it;
 - ``curves``  — ``(run_id, step, key) -> value``, logged while training;
 - ``metrics`` — final evaluation ``(run_id, key) -> value`` with each metric's ``higher_is_better``;
 - ``samples`` — a few evaluated responses per run, for eyeballing reward hacking.
 
-Several processes (a sweep's workers) may write to one store at once: the file is in WAL mode,
-writers wait up to 30 s for the lock, and every write is a single transaction, so a crash or a
-Ctrl-C never leaves half a write behind. A run whose process dies simply stays ``running``.
+A (spec_key, seed) is finished at most once: :meth:`Store.claim_run` refuses a second claim
+while one is finished or running, and a unique index backs that up. Several processes (a sweep's
+workers) may write to one store at once: the file is in WAL mode, writers wait up to 30 s for
+the lock, and every write is a single transaction, so a crash or a Ctrl-C never leaves half a
+write behind. A run whose process died on this host is marked ``interrupted`` when the next claim
+for its (key, seed) finds it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import sqlite3
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,20 +33,26 @@ from typing import Any
 
 import pandas as pd
 
-from harness.errors import UsageError
+from harness.errors import UsageError, did_you_mean
+from harness.running.spec import RunSpec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("running", "finished", "failed", "interrupted")
 BUSY_TIMEOUT_S = 30.0
+#: spec keys of runs migrated from a schema-1 store start with this (their specs are partial)
+LEGACY_PREFIX = "legacy-"
 
 #: The run columns of :meth:`Store.metrics_frame`; every other column there is a metric.
 RUN_FRAME_COLUMNS = (
     "run_id",
+    "created_at",
+    "spec",
+    "spec_key",
+    "experiment_key",
+    "code_version",
     "benchmark",
     "benchmark_version",
     "algorithm",
-    "config_hash",
-    "algo_config",
     "reward_model",
     "rm_is_oracle",
     "seed",
@@ -50,34 +60,38 @@ RUN_FRAME_COLUMNS = (
     "wall_seconds",
 )
 
-_SCHEMA = """
-CREATE TABLE schema_version (version INTEGER NOT NULL);
+_RUNS_TABLE = """
 CREATE TABLE runs (
-    run_id            TEXT PRIMARY KEY,
-    name              TEXT NOT NULL,
-    benchmark         TEXT NOT NULL,
-    benchmark_version TEXT,
-    benchmark_config  TEXT NOT NULL,  -- JSON
-    algorithm         TEXT NOT NULL,
-    algo_config       TEXT NOT NULL,  -- JSON
-    config_hash       TEXT NOT NULL,
-    reward_model      TEXT,
-    rm_config         TEXT NOT NULL,  -- JSON
-    rm_is_oracle      INTEGER NOT NULL,
-    seed              INTEGER NOT NULL,
-    status            TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'interrupted')),
-    error             TEXT,
-    created_at        TEXT NOT NULL,  -- ISO-8601 UTC
-    started_at        TEXT NOT NULL,
-    finished_at       TEXT,
-    wall_seconds      REAL,
-    budget            TEXT NOT NULL,  -- JSON: the declared budget
-    budget_used       TEXT,           -- JSON
-    manifest          TEXT NOT NULL,  -- JSON: git commit, package versions, hardware
-    run_dir           TEXT
-);
+    run_id         TEXT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    spec           TEXT NOT NULL,  -- JSON: the full run spec (harness.running.spec.RunSpec)
+    spec_key       TEXT NOT NULL,  -- the spec without its seed
+    experiment_key TEXT NOT NULL,  -- the spec without its seed and code version
+    code_version   TEXT NOT NULL,
+    benchmark      TEXT NOT NULL,
+    algorithm      TEXT NOT NULL,
+    reward_model   TEXT NOT NULL,
+    seed           INTEGER NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'interrupted')),
+    error          TEXT,
+    created_at     TEXT NOT NULL,  -- ISO-8601 UTC
+    started_at     TEXT NOT NULL,
+    finished_at    TEXT,
+    wall_seconds   REAL,
+    budget_used    TEXT,           -- JSON
+    manifest       TEXT NOT NULL,  -- JSON: code version, package versions, hardware
+    run_dir        TEXT,
+    pid            INTEGER,        -- the process that ran it, on host
+    host           TEXT
+)"""
+
+_SCHEMA = f"""
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+{_RUNS_TABLE};
 CREATE INDEX runs_created ON runs (created_at);
-CREATE INDEX runs_benchmark ON runs (benchmark, algorithm);
+CREATE INDEX runs_key ON runs (spec_key, seed);
+CREATE INDEX runs_experiment ON runs (experiment_key);
+CREATE UNIQUE INDEX runs_one_finished ON runs (spec_key, seed) WHERE status = 'finished' AND spec_key NOT LIKE '{LEGACY_PREFIX}%';
 CREATE TABLE curves (
     run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
     step   INTEGER NOT NULL,
@@ -101,10 +115,10 @@ CREATE TABLE samples (
     proxy    REAL,
     extra    TEXT NOT NULL,  -- JSON: every other key of the sample
     PRIMARY KEY (run_id, idx)
-);
+)
 """
 
-_JSON_COLUMNS = ("benchmark_config", "algo_config", "rm_config", "budget", "budget_used", "manifest")
+_JSON_COLUMNS = ("budget_used", "manifest")
 
 
 @dataclass
@@ -113,15 +127,13 @@ class RunRecord:
 
     run_id: str
     name: str
+    spec: RunSpec
+    spec_key: str
+    experiment_key: str
+    code_version: str
     benchmark: str
-    benchmark_version: str | None
-    benchmark_config: dict[str, Any]
     algorithm: str
-    algo_config: dict[str, Any]
-    config_hash: str
-    reward_model: str | None
-    rm_config: dict[str, Any]
-    rm_is_oracle: bool
+    reward_model: str
     seed: int
     status: str
     error: str | None
@@ -129,12 +141,38 @@ class RunRecord:
     started_at: str
     finished_at: str | None
     wall_seconds: float | None
-    budget: dict[str, Any]
     budget_used: dict[str, Any] | None
     manifest: dict[str, Any]
     run_dir: str | None
+    pid: int | None
+    host: str | None
     metrics: dict[str, float] = field(default_factory=dict)
     higher_is_better: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def algo_config(self) -> dict[str, Any]:
+        return self.spec.algorithm.config
+
+    @property
+    def benchmark_version(self) -> str:
+        return self.spec.benchmark.version
+
+    @property
+    def rm_is_oracle(self) -> bool:
+        return self.spec.reward_model.oracle
+
+    @property
+    def budget(self) -> int:
+        return self.spec.budget
+
+
+@dataclass
+class Claim:
+    """What :meth:`Store.claim_run` found: ``claimed`` (a new ``running`` row is ours), or the
+    finished or running run that already holds the (key, seed)."""
+
+    claimed: bool
+    holder: RunRecord | None = None
 
 
 def _now() -> str:
@@ -194,6 +232,9 @@ class Store:
     def _ensure_schema(self) -> None:
         if self._schema_version() == SCHEMA_VERSION:
             return
+        if self._schema_version() == 1:
+            self._migrate_from_1()
+            return
         with self._write() as conn:  # re-checked under the lock: another process may have won
             version = self._schema_version()
             if version is None:
@@ -205,6 +246,27 @@ class Store:
                 raise UsageError(
                     f"{self.path} is a harness store of schema version {version}; this harness reads version {SCHEMA_VERSION}"
                 )
+
+    def _migrate_from_1(self) -> None:
+        """Schema 1 stored a run's parts as columns, without a spec: each row keeps everything it
+        had, with a legacy spec rebuilt from those columns (no evaluation settings were recorded,
+        and the code version is the manifest's commit), so legacy runs form their own rows."""
+        self._conn.execute("PRAGMA foreign_keys = OFF")  # the table swap below must not cascade
+        try:
+            with self._write() as conn:
+                if self._schema_version() != 1:
+                    return  # another process migrated it meanwhile
+                conn.execute(_RUNS_TABLE.replace("CREATE TABLE runs", "CREATE TABLE runs_v2"))
+                for row in conn.execute("SELECT * FROM runs").fetchall():
+                    conn.execute(*_insert("runs_v2", _legacy_row(dict(row))))
+                conn.execute("DROP TABLE runs")
+                conn.execute("ALTER TABLE runs_v2 RENAME TO runs")
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    if statement.strip().startswith("CREATE") and " INDEX " in statement:
+                        conn.execute(statement)
+                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+        finally:
+            self._conn.execute("PRAGMA foreign_keys = ON")
 
     def _schema_version(self) -> int | None:
         tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -247,57 +309,56 @@ class Store:
     # writing
     # -------------------------------------------------------------------------
 
-    def create_run(
-        self,
-        *,
-        name: str,
-        benchmark: str,
-        benchmark_version: str | None,
-        benchmark_config: dict[str, Any],
-        algorithm: str,
-        algo_config: dict[str, Any],
-        config_hash: str,
-        reward_model: str | None,
-        rm_config: dict[str, Any],
-        rm_is_oracle: bool,
-        seed: int,
-        budget: dict[str, Any],
-        manifest: dict[str, Any],
-        run_dir: str | Path | None,
-        run_id: str | None = None,
-    ) -> str:
-        """Record a new run with status ``running``; return its id (a fresh 12-hex id by default)."""
-        run_id = run_id or uuid.uuid4().hex[:12]
-        now = _now()
+    def claim_run(self, spec: RunSpec, *, run_id: str, name: str, manifest: dict[str, Any], run_dir: str | Path | None) -> Claim:
+        """Record a new ``running`` run of ``spec`` unless its (key, seed) is already finished or
+        running; one transaction, so two processes never both claim it. A ``running`` holder
+        whose process is gone (same host, no such pid) is marked ``interrupted`` first."""
         row = {
             "run_id": run_id,
             "name": name,
-            "benchmark": benchmark,
-            "benchmark_version": None if benchmark_version is None else str(benchmark_version),
-            "benchmark_config": _dumps(benchmark_config),
-            "algorithm": algorithm,
-            "algo_config": _dumps(algo_config),
-            "config_hash": config_hash,
-            "reward_model": reward_model,
-            "rm_config": _dumps(rm_config),
-            "rm_is_oracle": int(bool(rm_is_oracle)),
-            "seed": int(seed),
+            "spec": _dumps(spec.to_dict()),
+            "spec_key": spec.key,
+            "experiment_key": spec.experiment_key,
+            "code_version": spec.code_version,
+            "benchmark": spec.benchmark.name,
+            "algorithm": spec.algorithm.name,
+            "reward_model": spec.reward_model.name,
+            "seed": int(spec.seed),
             "status": "running",
-            "created_at": now,
-            "started_at": now,
-            "budget": _dumps(budget),
+            "created_at": _now(),
             "manifest": _dumps(manifest),
             "run_dir": None if run_dir is None else str(run_dir),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
         }
-        sql = f"INSERT INTO runs ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})"
-        try:
-            with self._write() as conn:
-                conn.execute(sql, row)
-        except sqlite3.IntegrityError as e:
-            if self._exists(run_id):
+        row["started_at"] = row["created_at"]
+        with self._write() as conn:
+            holders = conn.execute(
+                "SELECT * FROM runs WHERE spec_key = ? AND seed = ? AND status IN ('finished', 'running') ORDER BY status, created_at",
+                (spec.key, int(spec.seed)),
+            ).fetchall()
+            for holder in holders:
+                if holder["status"] == "running" and not _process_alive(holder["pid"], holder["host"]):
+                    conn.execute(
+                        "UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? WHERE run_id = ?",
+                        (f"its process (pid {holder['pid']} on {holder['host']}) ended without finishing the run", _now(),
+                         holder["run_id"]),
+                    )  # fmt: skip
+                    continue
+                return Claim(False, self._records([holder])[0])
+            try:
+                conn.execute(*_insert("runs", row))
+            except sqlite3.IntegrityError:
                 raise UsageError(f"run id '{run_id}' already exists in {self.path}") from None
-            raise e
-        return run_id
+        return Claim(True)
+
+    def finished_run(self, spec: RunSpec) -> RunRecord | None:
+        """The finished run of ``spec``'s (key, seed), if there is one."""
+        rows = self._conn.execute(
+            "SELECT * FROM runs WHERE spec_key = ? AND seed = ? AND status = 'finished' ORDER BY created_at DESC LIMIT 1",
+            (spec.key, int(spec.seed)),
+        ).fetchall()
+        return self._records(rows)[0] if rows else None
 
     def log_metrics(self, run_id: str, step: int, metrics: Mapping[str, float]) -> None:
         """Record training-curve points at ``step`` (a repeated (step, key) overwrites)."""
@@ -317,29 +378,41 @@ class Store:
         higher_is_better: Mapping[str, bool] | None = None,
         budget_used: dict[str, Any] | None = None,
         error: str | None = None,
-    ) -> None:
+    ) -> str:
         """Close a run: set its status, finish time and wall time, and store its final metrics,
-        all in one transaction. ``higher_is_better`` maps metric keys to their direction."""
+        all in one transaction. ``higher_is_better`` maps metric keys to their direction.
+
+        Returns the status stored: ``failed`` instead of ``finished`` when another run finished
+        the same (key, seed) first (only possible if a stale claim was taken over)."""
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
         hib = higher_is_better or {}
-        with self._write() as conn:
-            row = conn.execute("SELECT started_at FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise self._no_run(run_id)
-            finished = _now()
-            wall = (datetime.fromisoformat(finished) - datetime.fromisoformat(row["started_at"])).total_seconds()
-            conn.execute(
-                "UPDATE runs SET status = ?, error = ?, finished_at = ?, wall_seconds = ?, budget_used = ? WHERE run_id = ?",
-                (status, error, finished, wall, _dumps(budget_used), run_id),
-            )
-            conn.executemany(
-                "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)",
-                (
-                    (run_id, key, _real(value), None if hib.get(key) is None else int(bool(hib[key])))
-                    for key, value in (metrics or {}).items()
-                ),
-            )
+        try:
+            with self._write() as conn:
+                row = conn.execute("SELECT started_at FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                if row is None:
+                    raise self._no_run(run_id)
+                finished = _now()
+                wall = (datetime.fromisoformat(finished) - datetime.fromisoformat(row["started_at"])).total_seconds()
+                conn.execute(
+                    "UPDATE runs SET status = ?, error = ?, finished_at = ?, wall_seconds = ?, budget_used = ? WHERE run_id = ?",
+                    (status, error, finished, wall, _dumps(budget_used), run_id),
+                )
+                conn.executemany(
+                    "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)",
+                    (
+                        (run_id, key, _real(value), None if hib.get(key) is None else int(bool(hib[key])))
+                        for key, value in (metrics or {}).items()
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            if status != "finished":
+                raise
+            this = self.get_run(run_id)
+            other = self.finished_run(this.spec)
+            message = f"its (key, seed) was finished first by run {other.run_id if other else '?'}; these results are not kept"
+            return self.finish_run(run_id, status="failed", budget_used=budget_used, error=message)
+        return status
 
     def add_samples(self, run_id: str, samples: list[Mapping[str, Any]]) -> None:
         """Append samples: each has ``prompt`` and ``response``, optionally ``gold`` and
@@ -379,7 +452,7 @@ class Store:
             data = dict(row)
             for col in _JSON_COLUMNS:
                 data[col] = None if data[col] is None else json.loads(data[col])
-            data["rm_is_oracle"] = bool(data["rm_is_oracle"])
+            data["spec"] = RunSpec.from_dict(json.loads(data["spec"]))
             records.append(RunRecord(**data))
         by_id = {r.run_id: r for r in records}
         if by_id:
@@ -407,11 +480,17 @@ class Store:
         return self._records(rows)[0]
 
     def list_runs(
-        self, *, benchmark: str | None = None, algorithm: str | None = None, status: str | None = None
+        self, *, benchmark: str | None = None, algorithm: str | None = None, status: str | None = None, key: str | None = None
     ) -> list[RunRecord]:
-        """Runs matching every filter given, oldest first."""
+        """Runs matching every filter given, oldest first. ``key``: a prefix of the spec key or
+        of the experiment key (``harness runs`` shows both)."""
+        if status is not None and status not in STATUSES:
+            raise UsageError(f"unknown status {status!r}{did_you_mean(status, STATUSES)}; valid: {', '.join(STATUSES)}")
         filters = {"benchmark": benchmark, "algorithm": algorithm, "status": status}
         where = [f"{col} = :{col}" for col, value in filters.items() if value is not None]
+        if key:
+            where.append("(substr(spec_key, 1, :n) = :key OR substr(experiment_key, 1, :n) = :key)")
+            filters.update(key=key, n=len(key))
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at, run_id"
         return self._records(self._conn.execute(sql, filters).fetchall())
 
@@ -440,17 +519,20 @@ class Store:
 
     def metrics_frame(self, *, benchmark: str | None = None, status: str | None = "finished") -> pd.DataFrame:
         """One row per run (``status=None``: any status) with :data:`RUN_FRAME_COLUMNS` plus one
-        float column per metric key. ``frame.attrs["higher_is_better"]`` maps metric keys to
-        their direction, where the runs recorded one."""
+        float column per metric key; ``spec`` holds the decoded :class:`RunSpec`.
+        ``frame.attrs["higher_is_better"]`` maps metric keys to their direction, where the runs
+        recorded one."""
         filters = {"benchmark": benchmark, "status": status}
         where = " AND ".join(f"{col} = :{col}" for col, value in filters.items() if value is not None)
         where = f"WHERE {where}" if where else ""
-        cols = ", ".join(RUN_FRAME_COLUMNS)
+        cols = "run_id, created_at, spec, spec_key, experiment_key, code_version, benchmark, algorithm, reward_model, seed, budget_used, wall_seconds"
         runs = pd.read_sql_query(f"SELECT {cols} FROM runs {where} ORDER BY created_at, run_id", self._conn, params=filters)
-        runs["algo_config"] = runs["algo_config"].map(json.loads)
+        runs["spec"] = runs["spec"].map(lambda text: RunSpec.from_dict(json.loads(text)))
+        runs["benchmark_version"] = [spec.benchmark.version for spec in runs["spec"]]
+        runs["rm_is_oracle"] = [spec.reward_model.oracle for spec in runs["spec"]]
         runs["budget_used"] = runs["budget_used"].map(lambda s: json.loads(s) if isinstance(s, str) else {})
-        runs["rm_is_oracle"] = runs["rm_is_oracle"].astype(bool)
         runs["wall_seconds"] = runs["wall_seconds"].astype("float64")
+        runs = runs[list(RUN_FRAME_COLUMNS)]
 
         metrics = pd.read_sql_query(
             f"SELECT m.run_id, m.key, m.value, m.higher_is_better FROM metrics m JOIN runs USING (run_id) {where}",
@@ -464,3 +546,48 @@ class Store:
             runs = runs.join(wide[keys], on="run_id")
         runs.attrs["higher_is_better"] = hib
         return runs
+
+
+def _insert(table: str, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row
+
+
+def _process_alive(pid: int | None, host: str | None) -> bool:
+    """Whether the process that holds a ``running`` row may still be running it. Only a process
+    on this host can be checked; one elsewhere counts as alive."""
+    if pid is None or host != socket.gethostname():
+        return pid is not None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _legacy_row(old: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 ``runs`` row as a schema-2 one (see :meth:`Store._migrate_from_1`)."""
+    manifest = json.loads(old["manifest"] or "{}")
+    git = manifest.get("git") or {}
+    commit = (git.get("commit") or "unknown")[:12] + ("+dirty" if git.get("dirty") else "")
+    budget = json.loads(old["budget"] or "{}")
+    spec = RunSpec.from_dict({
+        "benchmark": {"name": old["benchmark"], "config": json.loads(old["benchmark_config"]), "version": old["benchmark_version"] or ""},
+        "algorithm": {"name": old["algorithm"], "config": json.loads(old["algo_config"])},
+        "reward_model": {"name": old["reward_model"] or "", "config": json.loads(old["rm_config"]), "oracle": bool(old["rm_is_oracle"])},
+        "budget": budget.get("episodes", 0),
+        "evaluation": {},
+        "code": {"harness": f"legacy {commit}"},
+        "seed": old["seed"],
+        "spec_version": 0,
+    })  # fmt: skip
+    return {
+        "run_id": old["run_id"], "name": old["name"], "spec": _dumps(spec.to_dict()),
+        "spec_key": LEGACY_PREFIX + spec.key, "experiment_key": LEGACY_PREFIX + spec.experiment_key,
+        "code_version": spec.code_version, "benchmark": spec.benchmark.name, "algorithm": spec.algorithm.name,
+        "reward_model": spec.reward_model.name, "seed": spec.seed, "status": old["status"], "error": old["error"],
+        "created_at": old["created_at"], "started_at": old["started_at"], "finished_at": old["finished_at"],
+        "wall_seconds": old["wall_seconds"], "budget_used": old["budget_used"], "manifest": old["manifest"],
+        "run_dir": old["run_dir"], "pid": None, "host": None,
+    }  # fmt: skip

@@ -16,7 +16,7 @@ import inspect
 import torch
 from transformers import GPT2LMHeadModel
 
-from harness.api import GenerationSettings, Rollout
+from harness.rollout import GenerationSettings, Rollout
 
 
 def encode_prompts(tokenizer, prompts: list[str], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,7 +102,7 @@ def sample_rollout(
     was_training = model.training
     model.eval()
     chunks = []
-    progress = bar(len(prompts), desc or "", disable=True if desc is None else None, unit="sample")
+    progress = bar(len(prompts), desc or "", disable=desc is None, unit="sample")
     for start in range(0, len(prompts), batch_size):
         chunk = slice(start, start + batch_size)
         chunks.append(

@@ -1,18 +1,17 @@
-"""Shared pieces of learned reward models: scoring a rollout with a sequence classifier at the
-last real token, turning preference items into rollouts, and held-out quality figures."""
+"""Reward heads: scoring a rollout with a sequence classifier at the last real token, turning
+preference items into rollouts, the K-wise ranking losses and a fitting loop."""
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import torch
-from scipy.stats import spearmanr
 from transformers import GPT2ForSequenceClassification
 
-from harness.api import FittedRewardModel, Rollout
-from harness.generation import rollout_from_texts, sequence_inputs
+from harness.api import FittedRewardModel, PreferenceData, PreferenceItem
+from harness.lm.sampling import rollout_from_texts, sequence_inputs
+from harness.rollout import Rollout
 
 
 def classifier_scores(model, rollout: Rollout) -> torch.Tensor:
@@ -61,49 +60,17 @@ class ClassifierReward(FittedRewardModel):
         return cls(model, info["gain"], info["bias"], info["metrics"])
 
 
-def items_rollout(tokenizer, items: list[dict], device) -> tuple[Rollout, list[int]]:
+def items_rollout(tokenizer, items: list[PreferenceItem], device) -> tuple[Rollout, list[int]]:
     """All responses of preference ``items`` as one rollout, with each item's start row."""
     prompts, responses, ended, starts = [], [], [], []
     for item in items:
         starts.append(len(prompts))
-        prompts += [item["prompt"]] * len(item["responses"])
-        responses += item["responses"]
-        ended += item["ended"]
+        prompts += [item.prompt] * len(item.responses)
+        responses += item.responses
+        ended += item.ended
     # EOS only where the sampled response had one: a cut-off response is scored as cut off.
     rollout = rollout_from_texts(tokenizer, prompts, responses, ended=ended, device=device)
     return rollout, starts
-
-
-def held_out_metrics(fitted: FittedRewardModel, tokenizer, items: list[dict], device) -> dict[str, float]:
-    """Pairwise accuracy against the annotator's labels and against gold, and Spearman's rank
-    correlation of the RM with gold, on held-out (eval-prompt) preference items.
-
-    A pair of identical responses carries no preference, so it is left out of ``rm/accuracy``;
-    a pair with equal gold is left out of ``rm/gold_accuracy``. An RM tie counts half."""
-    if not items:
-        return {}
-    rollout, starts = items_rollout(tokenizer, items, device)
-    scores = fitted.score(rollout).cpu()
-    label_hits = label_pairs = gold_hits = gold_pairs = 0.0
-    for item, start in zip(items, starts):
-        s = scores[start : start + len(item["responses"])]
-        order, gold = item["ranking"], item["gold"]
-        seen = list(zip(item["responses"], item["ended"]))
-        for a in range(len(order)):
-            for b in range(a + 1, len(order)):
-                hi, lo = order[a], order[b]
-                agree = 1.0 if s[hi] > s[lo] else 0.5 if s[hi] == s[lo] else 0.0
-                if seen[hi] != seen[lo]:
-                    label_pairs, label_hits = label_pairs + 1, label_hits + agree
-                if gold[hi] != gold[lo]:
-                    gold_pairs += 1
-                    gold_hits += agree if gold[hi] > gold[lo] else 1.0 - agree
-    gold_all = [g for item in items for g in item["gold"]]
-    return {
-        "rm/accuracy": label_hits / label_pairs if label_pairs else float("nan"),
-        "rm/gold_accuracy": gold_hits / gold_pairs if gold_pairs else float("nan"),
-        "rm/spearman": float(spearmanr(scores.numpy(), gold_all).statistic),
-    }
 
 
 def all_pairs_loss(scores: torch.Tensor, rankings: torch.Tensor) -> torch.Tensor:
@@ -130,17 +97,9 @@ def plackett_luce_loss(scores: torch.Tensor, rankings: torch.Tensor) -> torch.Te
     return -(ordered - suffix)[:, :-1].mean()
 
 
-def annotation_cost(k: int) -> float:
-    """Annotation cost of one K-ranking in pair-equivalents: log2(K!) — the bits in a full
-    ranking, i.e. the binary comparisons an optimal sort needs on average. A pair costs 1; a
-    4-ranking costs 4.58, not C(4,2) = 6 (its pairs are not independent labels)."""
-    return math.log2(math.factorial(k))
-
-
 def fit_on_rankings(
     model,
-    tokenizer,
-    items: list[dict],
+    preferences: PreferenceData,
     *,
     epochs: float,
     lr: float,
@@ -150,12 +109,11 @@ def fit_on_rankings(
     loss_fn=all_pairs_loss,
     quiet: bool = False,
 ) -> list[float]:
-    """Train sequence classifier ``model`` on annotated items (same K each) with ``loss_fn``."""
+    """Train sequence classifier ``model`` on annotated items (K responses each) with ``loss_fn``."""
     from harness.progress import bar
 
-    k = len(items[0]["responses"])
-    rollout, _ = items_rollout(tokenizer, items, device)
-    rankings = torch.tensor([item["ranking"] for item in items], device=device)
+    k, items = preferences.k, preferences.items
+    rollout, rankings = preferences.rollout(device)
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = -(-len(items) // batch_size)
     total = max(1, round(steps_per_epoch * epochs))

@@ -1,4 +1,4 @@
-"""``harness bench ppo``: our PPO's speed on exactly the setup of the TRL peer,
+"""``harness bench ppo`` (registered by the PPO plugin): our PPO's speed on exactly the setup of the TRL peer,
 the project's TRL 1.12 peer script ``trl_ppo_peer.py`` (TRL 1.12's experimental PPOTrainer,
 run in its own venv), so the two figures compare.
 
@@ -70,7 +70,7 @@ def calibrate_reward_scale(reward, tokenizer, prompts: list[str], response_lengt
     import torch
 
     from harness.api import Rollout
-    from harness.generation import encode_prompts
+    from harness.lm import encode_prompts
 
     if not target_std:
         return 1.0
@@ -126,8 +126,7 @@ def main(argv: list[str]) -> int:
     from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel
 
     from harness.api import Budget, GenerationSettings, TrainContext
-    from harness.lm import LMShape, gpt2_config
-    from harness.reward import ClassifierReward
+    from harness.lm import ClassifierReward, LMShape, gpt2_config
 
     t_script = time.perf_counter()
     tokenizer = build_tokenizer()
@@ -150,7 +149,6 @@ def main(argv: list[str]) -> int:
         adam_eps=args.adam_eps,
         lr_decay=True,
         max_grad_norm=args.max_grad_norm,
-        kl=args.kl_coef > 0,
         kl_coef=args.kl_coef,
         kl_estimator=args.kl_estimator,
         whiten_rewards=args.whiten_rewards,

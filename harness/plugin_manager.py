@@ -1,8 +1,10 @@
 """The plugin manager: built-in and third-party plugins through the ``harness`` entry-point
-group, plus plugin files or modules named by ``--plugin`` or ``$HARNESS_PLUGINS``."""
+group, plus plugin files or modules named by ``--plugin`` or ``$HARNESS_PLUGINS``. (The
+built-in plugins themselves live in ``plugins/``, installed as ``harness_plugins``.)"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -17,9 +19,11 @@ import pluggy
 from harness import PROJECT, hookspecs
 from harness.api import Benchmark, Evaluator, PolicyOptimizer, RewardModel
 from harness.errors import UsageError
-from harness.registry import RegistrationError, Registry
+from harness.registry import CommandRegistry, RegistrationError, Registry
 
 ENTRY_POINT_GROUP = "harness"
+#: the distribution whose entry points are the built-ins (their code version is the harness's)
+OWN_DISTRIBUTION = "rlhf-harness"
 PLUGINS_ENV = "HARNESS_PLUGINS"
 HOOK_PREFIX = "harness_"
 
@@ -47,14 +51,18 @@ class PluginError:
 
 @dataclass
 class PluginHost:
-    """The loaded plugins and the four registries they filled."""
+    """The loaded plugins, the four registries and the commands they filled, and each plugin's
+    code version (a distribution's version, or a digest of a plugin file)."""
 
     pm: pluggy.PluginManager
     algorithms: Registry
     reward_models: Registry
     evaluators: Registry
     benchmarks: Registry
+    commands: CommandRegistry
     errors: list[PluginError] = field(default_factory=list)
+    plugin_versions: dict[str, str] = field(default_factory=dict)
+    own_distribution: str = OWN_DISTRIBUTION
 
     @property
     def hook(self):
@@ -90,25 +98,36 @@ def _load_plugin_spec(spec: str) -> tuple[str, ModuleType]:
     return spec, importlib.import_module(spec)
 
 
+def _code_version(module: ModuleType) -> str:
+    """A plugin module's version: a digest of its source file (or "unknown")."""
+    path = getattr(module, "__file__", None)
+    if not path or not Path(path).is_file():
+        return "unknown"
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
 def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def load_plugins(extra: list[str] | None = None) -> PluginHost:
+def load_plugins(extra: list[str] | None = None, core_commands=()) -> PluginHost:
     """Load every plugin and fill the registries.
 
     A plugin that fails to import, or that implements a hook that does not exist (a typo), is
     reported in ``host.errors`` and skipped; the others still load. A name registered twice is
-    a :class:`RegistrationError` naming both plugins.
+    a :class:`RegistrationError` naming both plugins, and so is a plugin command that takes one of
+    ``core_commands``.
     """
     pm = _PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     errors: list[PluginError] = []
+    versions: dict[str, str] = {}
 
-    def register(name: str, load) -> None:
+    def register(name: str, load, version=None) -> None:
         try:
             module = load()
             pm.register(module, name=name)
+            versions[name] = version or _code_version(module)
         except UsageError:
             raise
         except Exception as exc:  # a broken plugin must not take the others down
@@ -117,10 +136,10 @@ def load_plugins(extra: list[str] | None = None) -> PluginHost:
     for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = getattr(ep, "dist", None)
         name = f"{dist.name}:{ep.name}" if dist is not None else ep.name
-        register(name, ep.load)
+        register(name, ep.load, f"{dist.name} {dist.version}" if dist is not None else None)
     specs = list(extra or [])
     specs += [s for s in os.environ.get(PLUGINS_ENV, "").split(os.pathsep) if s.strip()]
-    for spec in specs:
+    for spec in dict.fromkeys(specs):
         register(spec, lambda spec=spec: _load_plugin_spec(spec)[1])
 
     # A hook implementation with no spec is a misspelt hook: report and drop its plugin.
@@ -142,13 +161,16 @@ def load_plugins(extra: list[str] | None = None) -> PluginHost:
         reward_models=Registry("reward model", RewardModel),
         evaluators=Registry("evaluator", Evaluator),
         benchmarks=Registry("benchmark", Benchmark),
+        commands=CommandRegistry(reserved=core_commands),
         errors=errors,
+        plugin_versions=versions,
     )
     for hook_name, registry in [
         ("harness_register_algorithms", host.algorithms),
         ("harness_register_reward_models", host.reward_models),
         ("harness_register_evaluators", host.evaluators),
         ("harness_register_benchmarks", host.benchmarks),
+        ("harness_register_commands", host.commands),
     ]:
         # Call each plugin's implementation on its own, in load order, so the registry knows who added what.
         for impl in getattr(pm.hook, hook_name).get_hookimpls():

@@ -179,3 +179,8 @@ def mean_token_log_likelihood(model, tokenizer, texts: list[str], batch_size: in
         tmask = mask[:, 1:].to(device)
         out[start : start + len(chunk)] = ((logp * tmask).sum(1) / tmask.sum(1)).cpu()
     return out
+
+
+def load_causal_lm(folder: Path | str, device: torch.device | str = "cpu") -> GPT2LMHeadModel:
+    """A saved causal LM (``save_pretrained`` folder: safetensors weights) on ``device``, in eval mode."""
+    return GPT2LMHeadModel.from_pretrained(str(folder)).to(device).eval()

@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from harness.api import Rollout
-from harness.generation import encode_prompts, sample_responses, sequence_inputs
+from harness.lm.sampling import encode_prompts, sample_responses, sequence_inputs, token_log_probs
+from harness.rollout import Rollout
 
 # =============================================================================================
 # Models: sampling and per-token outputs
@@ -20,7 +20,7 @@ from harness.generation import encode_prompts, sample_responses, sequence_inputs
 # weights directly (tests/test_ppo.py checks them against transformers), and run several models
 # of one shape -- policy and critic, or policy, critic and π_ref -- as ONE batched computation
 # with their weights stacked on a leading model axis: half the kernel calls, twice the work per
-# call, which is what two cores need. Any other model goes through transformers / harness.generation.
+# call, which is what two cores need. Any other model goes through transformers / harness.lm.sampling.
 # =============================================================================================
 
 
@@ -159,7 +159,7 @@ def critic_values(critic, hidden: torch.Tensor) -> torch.Tensor:
 
 
 def policy_logits(model, rollout: Rollout, temperature: float) -> torch.Tensor:
-    """Logits / T predicting each response token, ``[B, Tr, V]`` (harness.generation.response_logits)."""
+    """Logits / T predicting each response token, ``[B, Tr, V]`` (harness.lm.sampling.response_logits)."""
     return lm_logits(model, response_hidden([model], rollout)[0], temperature)
 
 
@@ -172,7 +172,7 @@ def token_values(critic, rollout: Rollout) -> torch.Tensor:
 def gpt2_sample(
     model, query_ids, query_mask, settings, eos_id: int, pad_id: int, generator=None, stop_at_eos: bool = True
 ) -> torch.Tensor:
-    """harness.generation.sample_responses for a plain GPT-2 (same conventions, the same draws
+    """harness.lm.sampling.sample_responses for a plain GPT-2 (same conventions, the same draws
     from ``generator``) with a preallocated KV cache. With ``stop_at_eos=False`` every row gets
     exactly ``max_new_tokens`` tokens and EOS is an ordinary token."""
     transformer, config = model.transformer, model.config
@@ -211,7 +211,7 @@ def gpt2_sample(
     return torch.stack(tokens, dim=1)
 
 
-#: A stop id no model can sample: passed as EOS, harness.generation's sampler never stops.
+#: A stop id no model can sample: passed as EOS, harness.lm.sampling's sampler never stops.
 _NO_STOP = -1
 
 
@@ -222,7 +222,7 @@ def sample_batch(
 
     With ``stop_at_eos`` a response ends at its first EOS (kept) and is PAD afterwards. Without,
     every response has exactly ``max_new_tokens`` tokens and EOS is an ordinary token (TRL's
-    ``stop_token=None``). Models that are not plain GPT-2 go through harness.generation (there,
+    ``stop_token=None``). Models that are not plain GPT-2 go through harness.lm.sampling (there,
     the no-stop case passes a stop id that cannot be sampled, with the query's padding pre-filled
     with EOS because that sampler's fill id is its stop id)."""
     device = next(model.parameters()).device
@@ -236,3 +236,16 @@ def sample_batch(
         filled = query_ids.masked_fill(~query_mask, eos)
         response_ids = sample_responses(model, filled, query_mask, settings, _NO_STOP, _NO_STOP, generator)
     return Rollout(list(prompts), query_ids, query_mask, response_ids, tokenizer)
+
+
+def model_log_probs(model, rollout: Rollout, temperature: float) -> torch.Tensor:
+    """Per-token log-probs of the response tokens under ``model`` at ``temperature``,
+    ``[B, Tr]``, 0 at padding; differentiable. Plain GPT-2s take the fast path."""
+    return token_log_probs(policy_logits(model, rollout, temperature), rollout)
+
+
+def response_nll(model, rollout: Rollout) -> torch.Tensor:
+    """Supervised loss on the responses of ``rollout``: per row, the mean negative
+    log-likelihood of its tokens (EOS included) at temperature 1; then the mean over rows."""
+    logp = model_log_probs(model, rollout, 1.0)
+    return -(logp.sum(1) / rollout.lengths.clamp_min(1)).mean()

@@ -1,5 +1,5 @@
-"""Metrics as `evaluate` modules defined in this project (loaded from these folders, never
-fetched from a hub at run time)."""
+"""The evaluators' metrics as `evaluate` modules defined in this project (loaded from these
+folders, never fetched from a hub at run time)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ METRICS_DIR = Path(__file__).parent
 
 @lru_cache(maxsize=None)
 def load_metric(name: str):
-    """``evaluate.load`` on the local module folder ``harness/metrics/<name>``."""
+    """``evaluate.load`` on the local module folder ``plugins/metrics/<name>``."""
     import evaluate
 
     folder = METRICS_DIR / name

@@ -1,0 +1,78 @@
+"""The LM toolkit: what plugins and benchmarks use to build, sample, score and train language
+models. Part of the public contract beside :mod:`harness.api`; import from ``harness.lm`` only
+(its submodules are internals).
+
+Conventions everywhere: queries left-padded, responses right-padded after their first EOS (kept),
+PAD outside the models' vocabulary, pure temperature sampling with log-probs recomputed at
+logits / T. Plain GPT-2s (the embedded benchmarks' models) take a fast path that computes the
+same numbers as transformers; any other model goes through transformers.
+
+Sampling
+    :func:`sample_batch` (fast path; ``stop_at_eos``), :func:`sample_rollout` (any model, in chunks,
+    with a progress bar), :func:`rollout_from_texts`, :func:`encode_prompts`
+Log-probs and losses
+    :func:`model_log_probs` (differentiable), :func:`response_log_probs` (no gradient, chunked),
+    :func:`token_log_probs` (from logits), :func:`response_logits`, :func:`response_nll`
+Batched forwards of several models (policy + critic)
+    :func:`response_hidden`, :func:`lm_logits`, :func:`critic_values`, :func:`is_plain_gpt2`
+Reward heads
+    :class:`ClassifierReward`, :func:`classifier_scores`, :func:`lm_to_classifier`,
+    :func:`fit_on_rankings`, :func:`all_pairs_loss`, :func:`plackett_luce_loss`, :func:`items_rollout`
+Building models
+    :func:`train_tokenizer`, :func:`load_tokenizer`, :class:`LMShape`, :func:`gpt2_config`,
+    :func:`new_lm`, :func:`train_causal_lm`, :func:`mean_token_log_likelihood`, :func:`load_causal_lm`
+"""
+
+from harness.lm.build import (
+    EOS,
+    PAD,
+    UNK,
+    LMShape,
+    TrainSettings,
+    gpt2_config,
+    lm_to_classifier,
+    load_causal_lm,
+    load_tokenizer,
+    mean_token_log_likelihood,
+    model_vocab_size,
+    new_lm,
+    train_causal_lm,
+    train_tokenizer,
+)
+from harness.lm.fast_gpt2 import (
+    critic_values,
+    is_plain_gpt2,
+    lm_logits,
+    model_log_probs,
+    policy_logits,
+    response_hidden,
+    response_nll,
+    sample_batch,
+    token_values,
+)
+from harness.lm.reward_heads import (
+    ClassifierReward,
+    all_pairs_loss,
+    classifier_scores,
+    fit_on_rankings,
+    items_rollout,
+    plackett_luce_loss,
+)
+from harness.lm.sampling import (
+    encode_prompts,
+    response_log_probs,
+    response_logits,
+    rollout_from_texts,
+    sample_rollout,
+    sequence_inputs,
+    token_log_probs,
+)
+
+__all__ = [
+    "EOS", "PAD", "UNK", "ClassifierReward", "LMShape", "TrainSettings", "all_pairs_loss", "classifier_scores",
+    "critic_values", "encode_prompts", "fit_on_rankings", "gpt2_config", "is_plain_gpt2", "items_rollout", "lm_logits",
+    "lm_to_classifier", "load_causal_lm", "load_tokenizer", "mean_token_log_likelihood", "model_log_probs",
+    "model_vocab_size", "new_lm", "plackett_luce_loss", "policy_logits", "response_hidden", "response_log_probs",
+    "response_logits", "response_nll", "rollout_from_texts", "sample_batch", "sample_rollout", "sequence_inputs",
+    "token_log_probs", "token_values", "train_causal_lm", "train_tokenizer",
+]  # fmt: skip

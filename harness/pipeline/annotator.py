@@ -1,0 +1,88 @@
+"""The simulated annotator: π_sft's samples ranked by a noisy draw from the gold reward r*, as
+preference data for reward models (AlpacaFarm's simulated annotators; Gao et al.'s gold/proxy
+set-up). The train split reaches reward models without gold; the held-out split keeps gold for
+the harness's own measurement of each fitted RM."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from harness.api import PreferenceData, PreferenceItem, PreferenceRequest
+from harness.lm import sample_rollout
+from harness.pipeline.stages import PreparedBenchmark, _pick, specific_settings, stage_key
+from harness.progress import bar
+
+
+def annotate(gold: torch.Tensor, noise: float, generator: torch.Generator) -> list[int]:
+    """A simulated annotator's ranking (indices best → worst) of responses with gold scores
+    ``gold``: a Plackett–Luce draw, i.e. sort by r*/τ + Gumbel noise. For two responses this
+    is exactly Bradley–Terry: P(a ≻ b) = σ((r*(a) − r*(b)) / τ). τ = 0 is a noiseless judge."""
+    if noise == 0:
+        return torch.argsort(gold, descending=True, stable=True).tolist()
+    uniform = torch.rand(gold.shape, generator=generator, dtype=torch.float64).clamp_(1e-12, 1 - 1e-12)
+    gumbel = -torch.log(-torch.log(uniform))
+    return torch.argsort(gold.double() / noise + gumbel, descending=True).tolist()
+
+
+@dataclass
+class AnnotatedItem(PreferenceItem):
+    """A held-out item with the gold score of each response (for measuring reward models)."""
+
+    gold: list[float]
+
+
+@dataclass
+class AnnotatedPreferences:
+    request: PreferenceRequest
+    train: PreferenceData  # what the reward model fits on: no gold
+    held_out: list[AnnotatedItem]  # on eval prompts, with gold: the harness measures the RM on these
+    key: str  # the stage's cache key
+
+
+def annotated_preferences(prepared: PreparedBenchmark, request: PreferenceRequest) -> AnnotatedPreferences:
+    """``request.count`` train items of ``request.k`` responses (π_sft's samples on train prompts)
+    and the benchmark's ``preference_eval_prompts`` held-out items on eval prompts, ranked by the
+    annotator; cached under π_sft, the judge and every setting the rankings depend on."""
+    config = prepared.config
+    cfg = {
+        "k": request.k,
+        "count": request.count,
+        **_pick(config, ["preference_eval_prompts", "annotator_noise", "temperature", "max_new_tokens"]),
+        **specific_settings(config),  # the gold reward's settings decide the rankings
+    }
+    key = stage_key(prepared.benchmark, "preferences", prepared.keys["sft"], prepared.keys.get("judge"), cfg)
+    folder = prepared.cache.get_or_build("preferences", key, lambda out: _build(prepared, request, out), cfg)
+    data = json.loads((folder / "preferences.json").read_text())
+    train = [PreferenceItem(item["prompt"], item["responses"], item["ended"], item["ranking"]) for item in data["train"]]
+    held_out = [AnnotatedItem(**item) for item in data["eval"]]
+    return AnnotatedPreferences(request, PreferenceData(train, request.k, prepared.tokenizer), held_out, key)
+
+
+def _build(prepared: PreparedBenchmark, request: PreferenceRequest, out: Path) -> None:
+    c, k = prepared.config, request.k
+    policy, judge = prepared.load_sft(), prepared.judge
+    generator = torch.Generator().manual_seed(c.seed + 3)
+    rng = random.Random(c.seed + 3)
+    result = {}
+    splits = [("train", prepared.train_prompts, request.count), ("eval", prepared.eval_prompts, c.preference_eval_prompts)]
+    for split, prompts, n_items in splits:
+        chosen = [rng.choice(prompts) for _ in range(n_items)]
+        items = []
+        chunk = max(1, 1024 // k)
+        with bar(n_items, f"annotate {split} {request.kind if k == 2 else f'{k}-rankings'}", disable=prepared.quiet) as progress:
+            for start in range(0, n_items, chunk):
+                group = chosen[start : start + chunk]
+                rollout = sample_rollout(policy, prepared.tokenizer, [p for p in group for _ in range(k)], prepared.generation, generator)
+                gold = judge.gold(rollout).view(len(group), k)
+                texts, ended = rollout.responses, rollout.ended.view(len(group), k).tolist()
+                for i, prompt in enumerate(group):
+                    ranking = annotate(gold[i], c.annotator_noise, generator)
+                    items.append(asdict(AnnotatedItem(prompt, texts[i * k : (i + 1) * k], ended[i], ranking, gold[i].tolist())))
+                progress.update(len(group))
+        result[split] = items
+    (out / "preferences.json").write_text(json.dumps(result))

@@ -1,0 +1,201 @@
+"""The proxy reward model of a run: the preference data the RM asks for, labelled by the
+simulated annotator, the fit (cached: every algorithm on a benchmark optimizes the same r̂), and
+its held-out quality, measured here against gold — the RM plugin never sees gold.
+
+Also the gold oracle, ``--reward-model gold``: r* itself used as the reward an optimizer sees, an
+upper bound that tables mark as such. It is built here from the judge, not by plugin code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+from scipy.stats import spearmanr
+
+from harness import hookimpl
+from harness.api import FittedRewardModel, PreferenceRequest, RewardFitContext, RewardModel, Rollout
+from harness.config import config_dict, config_hash, help_field
+from harness.lm import items_rollout, load_causal_lm, sample_rollout
+from harness.pipeline.annotator import AnnotatedItem, annotated_preferences
+from harness.pipeline.stages import PreparedBenchmark
+
+#: bump when fitting or the held-out RM metrics change (fits are deterministic: same weights)
+REWARD_CODE_VERSION = 3
+
+
+# -------------------------------------------------------------------------
+# the gold oracle
+# -------------------------------------------------------------------------
+
+
+@dataclass
+class GoldConfig:
+    normalise: bool = help_field(
+        "rescale r* to mean 0, std 1 on π_sft samples, as the learned RMs are, so a KL coefficient weighs the same", True
+    )
+
+
+class GoldOracle(RewardModel):
+    """Registered so that ``--reward-model gold`` and its flags exist; built by :func:`fit_proxy`
+    from the judge, never through :meth:`fit` (a reward-model plugin gets no path to r*)."""
+
+    name = "gold"
+    description = "the gold reward r* itself: an oracle upper bound, not a fair comparison"
+    Config = GoldConfig
+    is_oracle = True
+
+    def fit(self, ctx: RewardFitContext) -> FittedRewardModel:
+        raise TypeError("the gold oracle is built by the harness from the judge (harness.running.reward_fit.fit_proxy)")
+
+
+class GoldScores(FittedRewardModel):
+    is_oracle = True
+
+    def __init__(self, gold, gain: float = 1.0, bias: float = 0.0):
+        self.gold, self.gain, self.bias = gold, gain, bias
+        self.metrics = {}
+
+    def score(self, rollout: Rollout) -> torch.Tensor:
+        return self.gain * self.gold(rollout).to(rollout.device) + self.bias
+
+
+@hookimpl
+def harness_register_reward_models(registry):
+    registry.add(GoldOracle)
+
+
+# -------------------------------------------------------------------------
+# fitting
+# -------------------------------------------------------------------------
+
+
+def _sft_samples(sft_dir: Path, device, tokenizer, prompts: list[str], generation, seed: int) -> Rollout:
+    """π_sft's samples on the train prompts, 4 each: what every reward model is normalised on."""
+    return sample_rollout(load_causal_lm(sft_dir, device), tokenizer, prompts * 4, generation, torch.Generator().manual_seed(seed))
+
+
+def normalisation_samples(prepared: PreparedBenchmark):
+    """A callable that samples them (it holds paths and prompts, nothing of the judge)."""
+    return partial(_sft_samples, prepared.sft_dir, prepared.device, prepared.tokenizer, list(prepared.train_prompts),
+                   prepared.generation, prepared.config.seed + 5)  # fmt: skip
+
+
+def preference_request(rm: RewardModel, prepared: PreparedBenchmark) -> PreferenceRequest:
+    c = prepared.config
+    request = rm.preference_request(annotation_budget=c.preference_prompts, default_k=c.ranking_k)
+    if not 2 <= request.k <= 9 or request.count < 1:
+        raise ValueError(f"reward model {rm.name!r} asked for {request.count} items of {request.k} responses (K must be 2..9)")
+    return request
+
+
+@dataclass
+class ProxyFit:
+    """A fitted proxy reward model with what it was fitted on."""
+
+    fitted: FittedRewardModel
+    request: PreferenceRequest | None  # None for the oracle
+
+
+def fit_proxy(rm: RewardModel, prepared: PreparedBenchmark, device: torch.device) -> ProxyFit:
+    """The proxy reward model ``rm`` for ``prepared``, from the cache when it was fitted before
+    (keyed by the benchmark's stages and settings, the RM's name and config)."""
+    if type(rm) is GoldOracle:
+        return ProxyFit(_gold_scores(prepared, rm.config.normalise), None)
+    request = preference_request(rm, prepared)
+    data = annotated_preferences(prepared, request)
+    ctx = RewardFitContext(
+        preferences=data.train,
+        tokenizer=prepared.tokenizer,
+        generation=prepared.generation,
+        device=device,
+        seed=prepared.config.seed + 4,
+        initial_model=partial(load_causal_lm, prepared.sft_dir, device),
+        normalisation_samples=normalisation_samples(prepared),
+        quiet=prepared.quiet,
+    )
+    key = config_hash("reward_model", REWARD_CODE_VERSION, rm.name, config_dict(rm.config), prepared.keys, data.key)
+    holder: dict[str, FittedRewardModel] = {}
+
+    def build(folder: Path) -> None:
+        fitted = rm.fit(ctx)
+        fitted.metrics = {**held_out_metrics(fitted, prepared.tokenizer, data.held_out, device), "rm/train_items": float(len(data.train))}
+        rm.save(fitted, folder)
+        holder["fitted"] = fitted
+
+    folder = prepared.cache.get_or_build("reward_model", key, build, {"name": rm.name, "config": config_dict(rm.config)})
+    fitted = holder.get("fitted") or rm.load(folder, device)
+    if fitted is None:  # nothing cached: fit again (deterministic)
+        build(folder)
+        fitted = holder["fitted"]
+    return ProxyFit(fitted, request)
+
+
+def _gold_scores(prepared: PreparedBenchmark, normalise: bool) -> GoldScores:
+    judge = prepared.judge
+    if not normalise:
+        return GoldScores(judge.gold)
+    # The same samples the learned RMs are normalised on (an affine map keeps the optimum).
+    gold = judge.gold(normalisation_samples(prepared)())
+    std = gold.std().clamp_min(1e-6).item()
+    return GoldScores(judge.gold, 1.0 / std, -gold.mean().item() / std)
+
+
+def held_out_metrics(fitted: FittedRewardModel, tokenizer, items: list[AnnotatedItem], device) -> dict[str, float]:
+    """Pairwise accuracy against the annotator's labels and against gold, and Spearman's rank
+    correlation of the RM with gold, on held-out (eval-prompt) preference items.
+
+    A pair of identical responses carries no preference, so it is left out of ``rm/accuracy``;
+    a pair with equal gold is left out of ``rm/gold_accuracy``. An RM tie counts half."""
+    if not items:
+        return {}
+    rollout, starts = items_rollout(tokenizer, items, device)
+    with torch.no_grad():
+        scores = fitted.score(rollout).cpu()
+    label_hits = label_pairs = gold_hits = gold_pairs = 0.0
+    for item, start in zip(items, starts):
+        s = scores[start : start + len(item.responses)]
+        order, gold = item.ranking, item.gold
+        seen = list(zip(item.responses, item.ended))
+        for a in range(len(order)):
+            for b in range(a + 1, len(order)):
+                hi, lo = order[a], order[b]
+                agree = 1.0 if s[hi] > s[lo] else 0.5 if s[hi] == s[lo] else 0.0
+                if seen[hi] != seen[lo]:
+                    label_pairs, label_hits = label_pairs + 1, label_hits + agree
+                if gold[hi] != gold[lo]:
+                    gold_pairs += 1
+                    gold_hits += agree if gold[hi] > gold[lo] else 1.0 - agree
+    gold_all = [g for item in items for g in item.gold]
+    return {
+        "rm/accuracy": label_hits / label_pairs if label_pairs else float("nan"),
+        "rm/gold_accuracy": gold_hits / gold_pairs if gold_pairs else float("nan"),
+        "rm/spearman": float(spearmanr(scores.numpy(), gold_all).statistic),
+    }
+
+
+class CountingRewardModel(FittedRewardModel):
+    """The proxy as an optimizer sees it: every :meth:`score` call counts its rows as RM queries."""
+
+    def __init__(self, fitted: FittedRewardModel, budget):
+        self._fitted, self._budget = fitted, budget
+        self.model, self.is_oracle, self.metrics = fitted.model, fitted.is_oracle, fitted.metrics
+
+    def score(self, rollout: Rollout) -> torch.Tensor:
+        self._budget.count_rm_queries(len(rollout))
+        return self._fitted.score(rollout)
+
+
+def reward_model_rows(fits: list[tuple[str, str, ProxyFit]]) -> list[dict]:
+    """Rows of ``harness reward-models``: (name, its settings text, fit) → held-out figures and
+    the annotation cost at the benchmark's budget (a K-ranking costs log2(K!) pairs)."""
+    rows = []
+    for name, settings, fit in fits:
+        row = {"reward_model": name + (" (oracle)" if fit.fitted.is_oracle else ""), "config": settings}
+        if fit.request is not None:
+            row.update({"k": fit.request.k, "annotation cost (pairs)": fit.request.cost})
+        rows.append({**row, **fit.fitted.metrics})
+    return rows
+

@@ -1,0 +1,204 @@
+"""The one orchestrator: :func:`run` runs one :class:`~harness.running.spec.RunSpec` in a
+:class:`Workspace` — build (or load) the benchmark, fit (or load) the proxy reward model, train,
+evaluate on held-out prompts, store everything. ``harness run``, sweeps and tests all call it.
+
+A (key, seed) already finished in the store is skipped, and so is one that another live process
+is running: a re-run, ``--seeds 7 7`` or two copies of one sweep never finish it twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.api import Budget, Policy, RunInfo, TrainContext
+from harness.config import config_hash
+from harness.errors import NonFiniteError, UsageError
+from harness.pipeline.cache import StageCache
+from harness.pipeline.stages import PreparedBenchmark, prepare
+from harness.results.store import Store
+from harness.running.evaluation import evaluate, stored_samples
+from harness.running.manifest import manifest
+from harness.running.reward_fit import CountingRewardModel, ProxyFit, fit_proxy
+from harness.running.spec import RunSpec
+
+#: how many held-out generations each run keeps in the store
+STORED_SAMPLES = 48
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available here (use cpu or auto)")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise UsageError(f"--device {name}: expected cpu, cuda or auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Workspace:
+    """Where runs happen and land: the loaded plugins, the store, the run folders, the stage
+    cache and the device. Built benchmarks and fitted reward models are kept in memory across
+    the runs it hosts (a sweep builds each once)."""
+
+    def __init__(self, host, *, store: Path | str, results_dir: Path | str = "results", cache: StageCache | None = None,
+                 device: str = "auto", quiet: bool = False):  # fmt: skip
+        self.host = host
+        self.store_path, self.results_dir = Path(store), Path(results_dir)
+        self.cache = cache or StageCache()
+        self.device = resolve_device(device)
+        self.quiet = quiet
+        self._store: Store | None = None
+        self._prepared: dict[str, PreparedBenchmark] = {}
+        self._proxies: dict[str, ProxyFit] = {}
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.store_path)
+        return self._store
+
+    def prepared(self, benchmark, spec: RunSpec) -> PreparedBenchmark:
+        key = config_hash(spec.benchmark.as_dict())
+        if key not in self._prepared:
+            self._prepared[key] = prepare(benchmark, self.cache, self.device, quiet=self.quiet)
+        return self._prepared[key]
+
+    def proxy(self, rm, spec: RunSpec, prepared: PreparedBenchmark) -> ProxyFit:
+        key = config_hash(spec.benchmark.as_dict(), spec.reward_model.as_dict())
+        if key not in self._proxies:
+            self._proxies[key] = fit_proxy(rm, prepared, self.device)
+        return self._proxies[key]
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    run_id: str | None
+    name: str
+    status: str  # finished, failed, interrupted, or skipped (already finished / running elsewhere)
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+
+def run_name(spec: RunSpec) -> str:
+    """``{benchmark}__{algorithm}__{seed}__{time}``, safe as a folder name whatever the plugin names."""
+    safe = [re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._") or "_" for part in (spec.benchmark.name, spec.algorithm.name)]
+    return f"{safe[0]}__{safe[1]}__{spec.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _check_finite(step: int, metrics: dict[str, float]) -> None:
+    for key, value in metrics.items():
+        if key.startswith(("loss/", "objective/")) and not math.isfinite(float(value)):
+            raise NonFiniteError(f"{key} is {value} at step {step}")
+
+
+def run(spec: RunSpec, workspace: Workspace) -> RunResult:
+    """Run ``spec`` once: a crash fails this run only (stored with its reason); Ctrl-C marks it
+    interrupted and propagates."""
+    host, store = workspace.host, workspace.store
+    done = store.finished_run(spec)
+    if done is not None:
+        return RunResult(spec, done.run_id, done.name, "skipped", done.metrics, f"already finished as run {done.run_id}")
+    benchmark, algorithm, rm = spec.instantiate(host)
+    prepared = workspace.prepared(benchmark, spec)
+    proxy = workspace.proxy(rm, spec, prepared).fitted
+
+    name, run_id = run_name(spec), uuid.uuid4().hex[:12]
+    run_dir = workspace.results_dir / "runs" / f"{name}__{run_id}"
+    claim = store.claim_run(spec, run_id=run_id, name=name, manifest=manifest(workspace.device), run_dir=run_dir)
+    if not claim.claimed:
+        holder = claim.holder
+        why = "already finished" if holder.status == "finished" else f"running in process {holder.pid} on {holder.host}"
+        return RunResult(spec, holder.run_id, holder.name, "skipped", holder.metrics, f"{why} as run {holder.run_id}")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "run.json").write_text(json.dumps({"spec": spec.to_dict(), "spec_key": spec.key,
+                                                      "reward_model_metrics": proxy.metrics}, indent=1))  # fmt: skip
+        log_file = (run_dir / "log.txt").open("a")
+    except OSError as exc:
+        error = f"cannot write the run folder {run_dir}: {exc.strerror or exc}"
+        store.finish_run(run_id, status="failed", error=error)
+        return RunResult(spec, run_id, name, "failed", {}, error)
+
+    info = RunInfo(run_id, name, spec.benchmark.name, spec.algorithm.name, spec.reward_model.name, spec.seed,
+                   spec.algorithm.config, run_dir, spec.to_dict(), spec.key)  # fmt: skip
+    budget = Budget(spec.budget)
+
+    def log(step: int, metrics: dict[str, float]) -> None:
+        metrics = {k: float(v) for k, v in metrics.items()}
+        store.log_metrics(run_id, step, metrics)
+        log_file.write(json.dumps({"step": step, **metrics}) + "\n")
+        host.hook.harness_metrics_logged(run=info, step=step, metrics=metrics)
+        _check_finite(step, metrics)
+
+    host.hook.harness_run_started(run=info)
+    status, metrics, error = "failed", {}, None
+    budget_used: dict[str, Any] = budget.as_dict()
+    try:
+        seed_everything(spec.seed)
+        ref_model = prepared.load_sft().requires_grad_(False)
+        ctx = TrainContext(
+            policy=prepared.load_sft(), ref_policy=ref_model, tokenizer=prepared.tokenizer,
+            reward_model=CountingRewardModel(proxy, budget), train_prompts=list(prepared.train_prompts),
+            generation=prepared.generation, budget=budget, seed=spec.seed, device=workspace.device, run_dir=run_dir,
+            log=log, quiet=workspace.quiet,
+        )  # fmt: skip
+        policy = algorithm.train(ctx)
+        budget_used = budget.as_dict()  # training only: evaluation's RM calls are not the optimizer's
+        settings = spec.evaluation_settings()
+        metrics, higher, batch = evaluate(host.evaluators.entries(), policy, Policy(ref_model, prepared.tokenizer), prepared,
+                                          proxy, spec.seed, settings, workspace.quiet)  # fmt: skip
+        # Inference-time cost: best-of-n samples n responses and asks the RM n times per answer.
+        budget_used["inference"] = {"samples_per_response": policy.samples_per_response,
+                                    "rm_queries_per_response": policy.rm_queries_per_response}  # fmt: skip
+        store.add_samples(run_id, stored_samples(batch, STORED_SAMPLES))
+        policy.save(run_dir / "policy.safetensors")
+        status = store.finish_run(run_id, status="finished", metrics=metrics, higher_is_better=higher, budget_used=budget_used)
+        if status != "finished":
+            error = store.get_run(run_id).error
+    except KeyboardInterrupt:
+        status, error = "interrupted", "interrupted by the user (Ctrl-C)"
+        store.finish_run(run_id, status=status, budget_used=budget.as_dict(), error=error)
+        raise
+    except Exception as exc:  # a crash fails this run, stored with its reason; nothing else is lost
+        error = f"{type(exc).__name__}: {exc}"
+        log_file.write(traceback.format_exc())
+        store.finish_run(run_id, status="failed", budget_used=budget.as_dict(), error=error)
+        metrics = {}
+    finally:
+        log_file.close()
+        host.hook.harness_run_finished(run=info, status=status, metrics=metrics, error=error)
+    return RunResult(spec, run_id, name, status, metrics, error)

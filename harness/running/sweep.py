@@ -1,0 +1,296 @@
+"""Sweeps: a grid of benchmarks × algorithm configs × seeds from one YAML file, turned into run
+specs directly (no command lines in between) and run by the same orchestrator as ``harness run``.
+
+.. code-block:: yaml
+
+    benchmarks: [sentiment]          # each may also be {name: sentiment, settings: {annotator_noise: 0.5}}
+    seeds: [0, 1, 2]
+    reward_model: pairwise           # and rm_args: {...}: the reward model's settings
+    budget: 4096                     # optional: the benchmark's default otherwise
+    evaluation: {samples_per_prompt: 8}
+    runs:
+      - algo: sft
+      - algo: ppo
+      - algo: ppo
+        args: {no_kl: true}          # the algorithm's settings, flag names with _ (aliases too)
+      - algo: ppo
+        reward_model: gold           # this row only: the oracle upper bound
+    reports:                         # optional, written beside the leaderboard
+      samples: {seed: 0, n: 6}       # SAMPLES.md
+      reward_models: [pairwise, {name: ranking, args: {loss: plackett-luce}}]   # REWARD_MODELS.md
+
+A re-run resumes: a (spec key, seed) already finished in the store is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.config import config_from_dict
+from harness.errors import UsageError
+from harness.running.runner import RunResult, Workspace, run
+from harness.running.spec import EvaluationSettings, RunSpec, make_specs
+
+TOP_KEYS = {"benchmarks", "seeds", "reward_model", "rm_args", "budget", "evaluation", "device", "runs", "reports"}
+RUN_KEYS = {"algo", "args", "reward_model", "rm_args", "budget"}
+REPORT_KEYS = {"samples", "reward_models"}
+
+
+@dataclass
+class Cell:
+    """One line of the grid: a benchmark × one ``runs`` entry, over the sweep's seeds."""
+
+    label: str
+    specs: list[RunSpec]
+
+
+@dataclass
+class Sweep:
+    path: Path
+    cells: list[Cell] = field(default_factory=list)
+    device: str = "auto"
+    reports: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def specs(self) -> list[RunSpec]:
+        return [spec for cell in self.cells for spec in cell.specs]
+
+    @property
+    def benchmarks(self) -> list[str]:
+        return sorted({spec.benchmark.name for spec in self.specs})
+
+
+def _lines(text: str) -> dict[tuple, int]:
+    """1-based line numbers of the top-level keys and of the items of ``runs`` and ``benchmarks``."""
+    lines: dict[tuple, int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            lines[(key.value,)] = key.start_mark.line + 1
+            if isinstance(value, yaml.SequenceNode):
+                for i, item in enumerate(value.value):
+                    lines[(key.value, i)] = item.start_mark.line + 1
+    return lines
+
+
+class _Errors:
+    def __init__(self, path: Path, lines: dict[tuple, int]):
+        self.path, self.lines = path, lines
+
+    def __call__(self, message: str, *where) -> UsageError:
+        line = self.lines.get(tuple(where)) if where else None
+        return UsageError(f"{self.path}{f' line {line}' if line else ''}: {message}")
+
+
+def _mapping(value: Any, what: str, error) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise error(f"{what} must be a mapping of settings, got {value!r}")
+    return value
+
+
+def load_sweep(path: Path, host) -> Sweep:
+    """Parse a sweep file (``yaml.safe_load``: no arbitrary objects) and build every cell's specs,
+    so that a mistake in the last cell is reported before the first runs. Errors name the file
+    and, where known, the line."""
+    try:
+        text = path.read_text()
+        data = yaml.safe_load(text)
+    except OSError as exc:
+        raise UsageError(f"cannot read sweep file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UsageError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    error = _Errors(path, _lines(text))
+    if not isinstance(data, dict):
+        raise error("expected a mapping with 'benchmarks', 'seeds' and 'runs'")
+    if unknown := set(data) - TOP_KEYS:
+        first = sorted(unknown)[0]
+        raise error(f"unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(TOP_KEYS))}", first)
+    seeds = data.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise error(f"'seeds' must be a non-empty list of non-negative integers, got {seeds!r}", "seeds")
+    runs = data.get("runs")
+    if not isinstance(runs, list) or not runs:
+        raise error("'runs' must be a non-empty list of {algo: NAME, args: {...}}", "runs")
+    benchmarks = data.get("benchmarks", ["sentiment"])
+    if not isinstance(benchmarks, list) or not benchmarks:
+        raise error("'benchmarks' must be a non-empty list", "benchmarks")
+    evaluation_values = _mapping(data.get("evaluation"), "'evaluation'", error)
+    try:
+        evaluation = config_from_dict(EvaluationSettings, evaluation_values, "evaluation")
+    except UsageError as exc:
+        raise error(str(exc), "evaluation") from None
+    reports = _mapping(data.get("reports"), "'reports'", error)
+    if unknown := set(reports) - REPORT_KEYS:
+        raise error(f"reports: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(REPORT_KEYS))}", "reports")
+    try:
+        _check_reports(host, reports)
+    except UsageError as exc:
+        raise error(f"reports: {exc}", "reports") from None
+
+    sweep = Sweep(path, device=str(data.get("device", "auto")), reports=reports)
+    for b_index, b in enumerate(benchmarks):
+        if isinstance(b, str):
+            bench_name, settings = b, {}
+        elif isinstance(b, dict) and set(b) <= {"name", "settings"} and isinstance(b.get("name"), str):
+            bench_name, settings = b["name"], _mapping(b.get("settings"), f"benchmarks[{b_index}].settings", error)
+        else:
+            raise error(f"benchmarks[{b_index}]: expected a name or {{name: ..., settings: {{...}}}}, got {b!r}", "benchmarks", b_index)
+        for i, r in enumerate(runs):
+            mappings = [r.get(k) for k in ("args", "rm_args")] if isinstance(r, dict) else []
+            if not isinstance(r, dict) or not isinstance(r.get("algo"), str) or set(r) - RUN_KEYS or \
+                    not all(m is None or isinstance(m, dict) for m in mappings):
+                raise error(f"runs[{i}]: expected {{algo: NAME, args: {{...}}, reward_model: NAME, rm_args: {{...}}, budget: N}}, "
+                            f"got {r!r}", "runs", i)  # fmt: skip
+            try:
+                sweep.cells.append(_cell(host, bench_name, settings, r, data, evaluation, seeds))
+            except UsageError as exc:
+                raise error(f"runs[{i}] ({r['algo']}) on {bench_name}: {exc}", "runs", i) from None
+    return sweep
+
+
+def _check_reports(host, reports: dict) -> None:
+    samples = reports.get("samples")
+    if samples is not None and (not isinstance(samples, dict) or set(samples) - {"seed", "n"}
+                                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in samples.values())):
+        raise UsageError(f"samples: expected {{seed: N, n: N}}, got {samples!r}")
+    entries = reports.get("reward_models")
+    if entries is None:
+        return
+    if not isinstance(entries, list) or not entries:
+        raise UsageError(f"reward_models: expected a list of names or {{name: ..., args: {{...}}}}, got {entries!r}")
+    for entry in entries:
+        name, args = (entry, {}) if isinstance(entry, str) else (entry.get("name"), entry.get("args") or {}) if isinstance(entry, dict) else (None, None)
+        if not isinstance(name, str) or not isinstance(args, dict):
+            raise UsageError(f"reward_models: expected a name or {{name: ..., args: {{...}}}}, got {entry!r}")
+        cls = host.reward_models.get(name).cls
+        config_from_dict(cls.Config, args, f"reward model {name}")
+
+
+def _cell(host, bench_name: str, settings: dict, r: dict, data: dict, evaluation, seeds: list[int]) -> Cell:
+    bench_cls = host.benchmarks.get(bench_name).cls
+    algo_cls = host.algorithms.get(r["algo"]).cls
+    rm_name = r.get("reward_model", data.get("reward_model", "pairwise"))
+    rm_cls = host.reward_models.get(rm_name).cls
+    args = _mapping(r.get("args"), "args", UsageError)
+    rm_args = {**_mapping(data.get("rm_args"), "rm_args", UsageError), **_mapping(r.get("rm_args"), "rm_args", UsageError)}
+    budget = r.get("budget", data.get("budget"))
+    if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0):
+        raise UsageError(f"'budget' must be a positive integer, got {budget!r}")
+    specs = make_specs(
+        host,
+        benchmark=bench_name,
+        bench_config=config_from_dict(bench_cls.Config, settings, f"benchmark {bench_name} settings"),
+        algorithm=r["algo"],
+        algo_config=config_from_dict(algo_cls.Config, args, f"{r['algo']} args"),
+        reward_model=rm_name,
+        rm_config=config_from_dict(rm_cls.Config, rm_args, f"reward model {rm_name} rm_args"),
+        budget=budget,
+        evaluation=evaluation,
+        seeds=seeds,
+    )
+    words = [f"{k}={v}" for k, v in args.items()] + [f"rm.{k}={v}" for k, v in rm_args.items()]
+    label = f"{bench_name} · {specs[0].algorithm.name}" + (f" ({', '.join(words)})" if words else "") + f" · {rm_name}"
+    return Cell(label, specs)
+
+
+@dataclass
+class SweepOutcome:
+    results: list[RunResult]
+
+    @property
+    def failed(self) -> list[RunResult]:
+        return [r for r in self.results if r.status in ("failed", "interrupted")]
+
+
+def run_sweep(sweep: Sweep, workspace: Workspace, *, dry_run: bool = False, out=None) -> SweepOutcome:
+    """Every spec of ``sweep`` through :func:`harness.running.runner.run`, cell by cell, with a
+    progress line per run (done / total, skipped, failed, ETA). ``dry_run``: print what would
+    run, run nothing."""
+    out = out or sys.stdout
+    total, results, started = len(sweep.specs), [], time.time()
+    done = 0
+    for index, cell in enumerate(sweep.cells, 1):
+        finished = [s.seed for s in cell.specs if workspace.store.finished_run(s) is not None]
+        note = f"  (seeds {finished} already in the store)" if finished else ""
+        print(f"[{index}/{len(sweep.cells)}] {cell.label}: seeds {[s.seed for s in cell.specs]}{note}", file=out, flush=True)
+        if dry_run:
+            continue
+        for spec in cell.specs:
+            result = run(spec, workspace)
+            results.append(result)
+            done += 1
+            ran = [r for r in results if r.status != "skipped"]
+            elapsed = time.time() - started
+            eta = elapsed / len(ran) * (total - done) if ran else 0.0
+            failed = sum(r.status in ("failed", "interrupted") for r in results)
+            print(f"  seed {spec.seed}: {result.status}{f' ({result.error})' if result.error else ''}  "
+                  f"[{done}/{total} done, {failed} failed, ETA {eta / 60:.1f} min]", file=out, flush=True)  # fmt: skip
+    return SweepOutcome(results)
+
+
+def write_sweep_reports(sweep: Sweep, workspace: Workspace, out_dir: Path, command: str) -> list[Path]:
+    """The sweep's tables, from its own runs only (its spec keys: this code version, these
+    settings): LEADERBOARD.md and leaderboard.csv, and the ``reports`` the file asks for."""
+    from harness.results.leaderboard import build_leaderboard, write_atomically, write_leaderboard
+    from harness.results.reports import samples_markdown
+
+    keys = {spec.key for spec in sweep.specs}
+    frame = workspace.store.metrics_frame()
+    frame = frame[frame["spec_key"].isin(keys)] if len(frame) else frame
+    codes = sorted({spec.code_version for spec in sweep.specs})
+    header = (f"Made by `{command}` (store `{workspace.store_path}`), {time.strftime('%Y-%m-%d')}; "
+              f"code version {', '.join(codes)}.\n\n")  # fmt: skip
+    board = build_leaderboard(frame)
+    paths = write_leaderboard(board, out_dir, preamble=header)
+    if (samples := sweep.reports.get("samples")) is not None:
+        seed, n = int(samples.get("seed", 0)), int(samples.get("n", 4))
+        runs = [r for r in workspace.store.list_runs(status="finished") if r.spec_key in keys and r.seed == seed]
+        intro = f"# Samples: what each policy writes\n\n{header}Held-out prompts; the first {n} stored samples of each seed-{seed} run.\n\n"
+        paths.append(write_atomically(out_dir / "SAMPLES.md", intro + samples_markdown(runs, workspace.store.samples, n)))
+    if (entries := sweep.reports.get("reward_models")) is not None:
+        paths.append(write_atomically(out_dir / "REWARD_MODELS.md", header + _reward_model_report(sweep, workspace, entries)))
+    return paths
+
+
+def _reward_model_report(sweep: Sweep, workspace: Workspace, entries: list) -> str:
+    from harness.results.reports import reward_models_markdown
+    from harness.running.reward_fit import fit_proxy, reward_model_rows
+
+    host = workspace.host
+    out = [
+        "# Reward models at an equal annotation budget\n",
+        "A K-ranking costs log2(K!) pair-equivalents (the comparisons an optimal sort needs). Held-out items are "
+        "drawn on eval prompts; `rm/accuracy` is agreement with the (noisy) annotator over pairs of different responses, "
+        "`rm/gold_accuracy` agreement with r* over pairs whose gold differs, `rm/spearman` the rank correlation with r* "
+        "over all held-out responses.\n",
+    ]
+    seen: set[str] = set()
+    for spec in sweep.specs:
+        bench_id = json.dumps(spec.benchmark.as_dict(), sort_keys=True)
+        if bench_id in seen:
+            continue
+        seen.add(bench_id)
+        benchmark, _, _ = spec.instantiate(host)
+        prepared = workspace.prepared(benchmark, spec)
+        fits = []
+        for entry in entries:
+            name, args = (entry, {}) if isinstance(entry, str) else (entry.get("name"), entry.get("args") or {})
+            cls = host.reward_models.get(name).cls
+            rm = cls(config_from_dict(cls.Config, args, f"reports.reward_models {name}"))
+            fits.append((name, ", ".join(f"{k}={v}" for k, v in args.items()), fit_proxy(rm, prepared, workspace.device)))
+        out.append(f"## {spec.benchmark.name}\n\n{reward_models_markdown(reward_model_rows(fits))}")
+    return "\n".join(out)

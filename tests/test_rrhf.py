@@ -1,0 +1,85 @@
+"""RRHF: its ranking loss, a KL regulariser that really pulls toward π_ref, and learning on the
+embedded benchmark."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from harness_plugins.rrhf import RRHF, RRHFConfig, best_of_groups, exact_token_kl, kl_regulariser, rank_loss
+
+from harness.lm import sample_rollout
+from tests.conftest import make_train_context
+
+
+def test_rank_loss_penalises_only_misordered_pairs():
+    scores = torch.tensor([[0.0, 1.0, 2.0]])
+    ordered = torch.tensor([[-3.0, -2.0, -1.0]])  # log-probs agree with the RM: no loss
+    assert rank_loss(ordered, scores).item() == 0.0
+    swapped = torch.tensor([[-1.0, -2.0, -3.0]])  # every pair misordered
+    assert rank_loss(swapped, scores).item() == pytest.approx(1.0 + 2.0 + 1.0)
+
+
+def test_best_of_groups_indexes_rows_on_the_scores_device():
+    scores = torch.tensor([[0.1, 0.9, 0.3], [2.0, -1.0, 0.0]])
+    best = best_of_groups(scores)
+    assert best.tolist() == [1, 3] and best.device == scores.device
+
+
+def _example():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 4, 6, generator=generator, requires_grad=True)  # [B, T, V]
+    ref_logits = torch.randn(3, 4, 6, generator=generator)
+    mask = torch.tensor([[True, True, True, False], [True, True, False, False], [True, True, True, True]])
+    return logits, ref_logits, mask
+
+
+def test_the_kl_term_has_no_gradient_without_kl_and_pulls_toward_the_reference_with_it():
+    logits, ref_logits, mask = _example()
+    off, _ = kl_regulariser(logits, ref_logits, mask, kl_coef=0.0)  # --no-kl
+    assert not off.requires_grad or not torch.autograd.grad(off, logits, allow_unused=True)[0].any()
+
+    on, kl = kl_regulariser(logits, ref_logits, mask, kl_coef=0.1)
+    (grad,) = torch.autograd.grad(on, logits)
+    assert grad.abs().sum() > 0 and not grad[~mask].any()  # nothing from padding
+    with torch.no_grad():  # a small step against the gradient brings π closer to π_ref, at every real position
+        before = exact_token_kl(logits, ref_logits, mask)
+        after = exact_token_kl(logits - 1.0 * grad, ref_logits, mask)
+    assert (after[mask] < before[mask]).all() and kl == before.sum(1).mean()
+    assert torch.equal(exact_token_kl(ref_logits, ref_logits, mask), torch.zeros(3, 4))
+
+
+def test_a_k1_term_on_sampled_tokens_would_not_regularise():
+    """Why the exact KL: the gradient of k1 = log π(y) − log π_ref(y) at y ~ π is ∇ log π(y),
+    whose mean over π is zero; the exact KL's gradient is not."""
+    logits = torch.randn(8, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    ref = torch.zeros(8)
+    probs = torch.softmax(logits, -1).detach()
+    expected_k1_grad = sum(p * torch.autograd.grad(torch.log_softmax(logits, -1)[y], logits)[0] for y, p in enumerate(probs))
+    assert expected_k1_grad.abs().max() < 1e-6
+    exact = (torch.softmax(logits, -1) * (torch.log_softmax(logits, -1) - torch.log_softmax(ref, -1))).sum()
+    assert torch.autograd.grad(exact, logits)[0].abs().max() > 1e-2
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="multiple of --k"):
+        RRHFConfig(k=3, batch_size=64)
+    with pytest.raises(ValueError, match="--k must be in 2..9"):
+        RRHFConfig(k=1)
+    assert RRHFConfig().kl_coef > 0
+
+
+def _proxy(model, prepared, proxy, seed):
+    prompts = [p for p in prepared.eval_prompts for _ in range(8)][:512]
+    return proxy.score(sample_rollout(model, prepared.tokenizer, prompts, prepared.generation, torch.Generator().manual_seed(seed)))
+
+
+def test_rrhf_raises_the_proxy_score(tiny_prepared, tiny_proxy):
+    ctx = make_train_context(tiny_prepared, tiny_proxy, budget=512, seed=0)
+    policy = RRHF(RRHFConfig(k=4, batch_size=64, lr=3e-4)).train(ctx)
+    assert ctx.budget.episodes_used == 512
+    after, before = _proxy(policy.model, tiny_prepared, tiny_proxy, 99), _proxy(ctx.ref_policy, tiny_prepared, tiny_proxy, 99)
+    gap = after.mean() - before.mean()
+    stderr = math.sqrt(after.var() / len(after) + before.var() / len(before))
+    assert gap > 5 * stderr, f"proxy {before.mean():.3f} → {after.mean():.3f} (SE of the gap {stderr:.3f})"
