@@ -294,11 +294,12 @@ class TrainContext:
     """What a policy optimizer's ``train`` receives. The gold reward is not in it.
 
     The models are on :attr:`device` and in eval mode (dropout off, so that sampling and
-    training see the same function); gradients flow through ``policy`` only.
+    training see the same function); gradients flow through ``model`` only. (A *model* is a
+    network; a :class:`Policy` is what ``train`` returns: a model with its decoding.)
     """
 
-    policy: PreTrainedModel  # a fresh, trainable copy of π_sft
-    ref_policy: PreTrainedModel  # π_ref = π_sft, frozen
+    model: PreTrainedModel  # the policy being trained: a fresh, trainable copy of π_sft
+    ref_model: PreTrainedModel  # π_ref = π_sft, frozen
     tokenizer: PreTrainedTokenizerFast
     reward_model: FittedRewardModel  # the proxy r̂ (every score() call is counted as RM queries)
     train_prompts: list[str]
@@ -317,7 +318,7 @@ class TrainContext:
             self.generator = torch.Generator().manual_seed(self.seed)
 
     def sample(self, prompts: list[str], k: int = 1, *, model=None, stop_at_eos: bool = True) -> Rollout:
-        """``k`` responses per prompt from ``model`` (default: :attr:`policy`), prompt i's at rows
+        """``k`` responses per prompt from ``model`` (default: :attr:`model`, the policy), prompt i's at rows
         ``i·k … i·k + k − 1``, charged to the budget before sampling (``k · len(prompts)``
         episodes; :class:`BudgetExceeded` when they do not fit). Uses :attr:`generator`.
         ``stop_at_eos=False`` samples exactly ``max_new_tokens`` tokens with EOS as an ordinary token."""
@@ -325,7 +326,7 @@ class TrainContext:
 
         repeated = [p for p in prompts for _ in range(k)]
         self.budget.spend(len(repeated))
-        return sample_batch(model if model is not None else self.policy, self.tokenizer, repeated, self.generation,
+        return sample_batch(model if model is not None else self.model, self.tokenizer, repeated, self.generation,
                       self.generator, stop_at_eos=stop_at_eos)  # fmt: skip
 
     def score(self, rollout: Rollout) -> torch.Tensor:
@@ -367,7 +368,7 @@ class PolicyOptimizer(Plugin):
 
     @abc.abstractmethod
     def train(self, ctx: TrainContext) -> Policy:
-        """Optimize ``ctx.policy`` within ``ctx.budget`` and return the final policy."""
+        """Optimize ``ctx.model`` within ``ctx.budget`` and return the final policy."""
 
 
 # -------------------------------------------------------------------------

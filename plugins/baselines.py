@@ -16,7 +16,7 @@ class SFT(PolicyOptimizer):
     description = "π_sft itself, no optimization (every other row is measured against it)"
 
     def train(self, ctx: TrainContext) -> Policy:
-        return Policy(ctx.policy, ctx.tokenizer)
+        return Policy(ctx.model, ctx.tokenizer)
 
 
 @dataclass
@@ -58,7 +58,7 @@ class BestOfN(PolicyOptimizer):
     def train(self, ctx: TrainContext) -> Policy:
         # No training: the n-fold sampling cost is paid at inference and recorded as such.
         ctx.log(0, {"bon/n": self.config.n, "bon/analytic_kl": math.log(self.config.n) - (self.config.n - 1) / self.config.n})
-        return BestOfNPolicy(ctx.policy, ctx.tokenizer, ctx.reward_model, self.config.n)
+        return BestOfNPolicy(ctx.model, ctx.tokenizer, ctx.reward_model, self.config.n)
 
 
 @hookimpl

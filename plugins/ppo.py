@@ -213,7 +213,7 @@ def make_critic(ctx: TrainContext, init: str, seed: int):
     if init == "reward_model" and rm_model is not None and hasattr(rm_model, "transformer"):
         critic = copy.deepcopy(rm_model)
     else:
-        critic = lm_to_classifier(ctx.policy, seed=seed)
+        critic = lm_to_classifier(ctx.model, seed=seed)
     torch.nn.init.zeros_(critic.score.weight)
     if getattr(critic.score, "bias", None) is not None:
         torch.nn.init.zeros_(critic.score.bias)
@@ -326,7 +326,7 @@ class PPO(PolicyOptimizer):
         # -- set-up ----------------------------------------------------------------------------
         torch.manual_seed(ctx.seed)
         generator = ctx.generator  # seeded with the run's seed: rollouts and mini-batch order
-        policy, ref_policy, rm_model = ctx.policy, ctx.ref_policy, getattr(ctx.reward_model, "model", None)
+        policy, ref_policy, rm_model = ctx.model, ctx.ref_model, getattr(ctx.reward_model, "model", None)
         critic = make_critic(ctx, c.critic_init, seed=ctx.seed)
         for model in (policy, ref_policy, critic, rm_model):
             disable_dropout(model)  # [B]/[N] 8 dropout off in policy, reference, RM and critic

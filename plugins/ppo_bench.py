@@ -157,8 +157,8 @@ def main(argv: list[str]) -> int:
     )
     logs: list[dict[str, float]] = []
     ctx = TrainContext(
-        policy=policy,
-        ref_policy=ref_policy,
+        model=policy,
+        ref_model=ref_policy,
         tokenizer=tokenizer,
         reward_model=reward,
         train_prompts=prompts,

@@ -102,7 +102,7 @@ class RRHF(PolicyOptimizer):
     def train(self, ctx: TrainContext) -> Policy:
         c = self.config
         torch.manual_seed(ctx.seed)
-        policy, ref, temperature = ctx.policy, ctx.ref_policy, ctx.generation.temperature
+        policy, ref, temperature = ctx.model, ctx.ref_model, ctx.generation.temperature
         n_updates = updates_in_budget(ctx.budget, c.batch_size)
         optimizer = torch.optim.AdamW(policy.parameters(), lr=c.lr, eps=c.adam_eps, weight_decay=c.weight_decay)
         sampler = PromptSampler(ctx.train_prompts, ctx.generator)

@@ -63,8 +63,8 @@ def make_train_context(prepared, reward_model, *, budget: int = 256, seed: int =
     ref = prepared.load_sft().requires_grad_(False)
     logged: list[tuple[int, dict]] = []
     return TrainContext(
-        policy=prepared.load_sft(),
-        ref_policy=ref,
+        model=prepared.load_sft(),
+        ref_model=ref,
         tokenizer=prepared.tokenizer,
         reward_model=reward_model,
         train_prompts=prepared.train_prompts,

@@ -66,8 +66,8 @@ def synthetic_context(*, budget: int = 64, seed: int = 0, reward=None, temperatu
     if reward is None:
         reward = ClassifierReward(GPT2ForSequenceClassification(gpt2_config(TOKENIZER, shape, num_labels=1)), gain=20.0)
     return TrainContext(
-        policy=policy,
-        ref_policy=ref,
+        model=policy,
+        ref_model=ref,
         tokenizer=TOKENIZER,
         reward_model=reward,
         train_prompts=PROMPTS,
@@ -103,19 +103,19 @@ def test_fast_forward_matches_transformers_and_stacked_models_match_separate_one
     critic = ppo.make_critic(ctx, "policy", seed=1)
     torch.nn.init.normal_(critic.score.weight)
     ppo.disable_dropout(critic)
-    rollout = sample_rollout(ctx.policy, TOKENIZER, PROMPTS, ctx.generation, torch.Generator().manual_seed(0))
+    rollout = sample_rollout(ctx.model, TOKENIZER, PROMPTS, ctx.generation, torch.Generator().manual_seed(0))
     mask = rollout.response_mask
     assert not mask.all() and mask.any(1).all()  # some responses ended early: padding is exercised
     with torch.no_grad():
-        expected = response_logits(ctx.policy, rollout, 0.7)  # transformers' forward
-        torch.testing.assert_close(fast_gpt2.policy_logits(ctx.policy, rollout, 0.7)[mask], expected[mask], rtol=0, atol=1e-5)
+        expected = response_logits(ctx.model, rollout, 0.7)  # transformers' forward
+        torch.testing.assert_close(fast_gpt2.policy_logits(ctx.model, rollout, 0.7)[mask], expected[mask], rtol=0, atol=1e-5)
         input_ids, attention, positions = sequence_inputs(rollout)
         hidden = critic.transformer(input_ids=input_ids, attention_mask=attention, position_ids=positions).last_hidden_state
         start = rollout.query_ids.size(1) - 1
         hf_values = critic.score(hidden[:, start : start + mask.size(1)]).squeeze(-1)
         torch.testing.assert_close(fast_gpt2.token_values(critic, rollout)[mask], hf_values[mask], rtol=0, atol=1e-5)
-        together = fast_gpt2.response_hidden([ctx.policy, critic, ctx.ref_policy], rollout)
-        apart = [fast_gpt2.response_hidden([m], rollout)[0] for m in (ctx.policy, critic, ctx.ref_policy)]
+        together = fast_gpt2.response_hidden([ctx.model, critic, ctx.ref_model], rollout)
+        apart = [fast_gpt2.response_hidden([m], rollout)[0] for m in (ctx.model, critic, ctx.ref_model)]
         for a, b in zip(together, apart):
             torch.testing.assert_close(a[mask], b[mask], rtol=0, atol=1e-5)
 
@@ -124,11 +124,11 @@ def test_fast_forward_matches_transformers_and_stacked_models_match_separate_one
 def test_fast_sampler_draws_what_harness_generation_draws(temperature):
     ctx = synthetic_context()
     settings = GenerationSettings(max_new_tokens=12, temperature=temperature)
-    ours = fast_gpt2.sample_batch(ctx.policy, TOKENIZER, PROMPTS, settings, torch.Generator().manual_seed(3))
-    theirs = sample_rollout(ctx.policy, TOKENIZER, PROMPTS, settings, torch.Generator().manual_seed(3))
+    ours = fast_gpt2.sample_batch(ctx.model, TOKENIZER, PROMPTS, settings, torch.Generator().manual_seed(3))
+    theirs = sample_rollout(ctx.model, TOKENIZER, PROMPTS, settings, torch.Generator().manual_seed(3))
     assert torch.equal(ours.response_ids, theirs.response_ids)
     assert (ours.response_ids == TOKENIZER.pad_token_id).any()  # rows stopped at EOS, then PAD
-    fixed = fast_gpt2.sample_batch(ctx.policy, TOKENIZER, PROMPTS, settings, torch.Generator().manual_seed(3), stop_at_eos=False)
+    fixed = fast_gpt2.sample_batch(ctx.model, TOKENIZER, PROMPTS, settings, torch.Generator().manual_seed(3), stop_at_eos=False)
     assert fixed.response_ids.shape == (len(PROMPTS), 12) and fixed.response_mask.all()
     assert (fixed.response_ids == TOKENIZER.eos_token_id).any()  # EOS sampled as an ordinary token
 
@@ -212,10 +212,10 @@ def test_score_lands_on_the_last_real_token_and_nothing_after_the_end():
 
 def test_kl_estimators_exactly_zero_when_policy_equals_reference():
     ctx = synthetic_context()
-    rollout = sample_rollout(ctx.policy, TOKENIZER, PROMPTS[:32], ctx.generation, torch.Generator().manual_seed(0))
+    rollout = sample_rollout(ctx.model, TOKENIZER, PROMPTS[:32], ctx.generation, torch.Generator().manual_seed(0))
     with torch.no_grad():
-        logp = token_log_probs(response_logits(ctx.policy, rollout, 0.7), rollout)
-        ref_logp = token_log_probs(response_logits(ctx.ref_policy, rollout, 0.7), rollout)
+        logp = token_log_probs(response_logits(ctx.model, rollout, 0.7), rollout)
+        ref_logp = token_log_probs(response_logits(ctx.ref_model, rollout, 0.7), rollout)
     for estimator in ("k1", "k3"):
         assert torch.equal(kl_penalty(logp, ref_logp, estimator), torch.zeros_like(logp))
 
@@ -506,7 +506,7 @@ def test_short_ppo_run_raises_the_proxy_score_on_held_out_prompts(tiny_prepared,
     ctx = make_train_context(tiny_prepared, tiny_proxy, budget=512, seed=0)
     policy = PPO(PPOConfig(batch_size=64, lr=5e-4)).train(ctx)  # 8 updates; measured gap ≈ 19 SE
     after = _proxy_scores(policy.model, tiny_prepared, tiny_proxy, seed=99)
-    before = _proxy_scores(ctx.ref_policy, tiny_prepared, tiny_proxy, seed=99)
+    before = _proxy_scores(ctx.ref_model, tiny_prepared, tiny_proxy, seed=99)
     assert len(after) == 512
     gap = after.mean() - before.mean()
     stderr = math.sqrt(after.var() / len(after) + before.var() / len(before))

@@ -79,7 +79,7 @@ def test_rrhf_raises_the_proxy_score(tiny_prepared, tiny_proxy):
     ctx = make_train_context(tiny_prepared, tiny_proxy, budget=512, seed=0)
     policy = RRHF(RRHFConfig(k=4, batch_size=64, lr=3e-4)).train(ctx)
     assert ctx.budget.episodes_used == 512
-    after, before = _proxy(policy.model, tiny_prepared, tiny_proxy, 99), _proxy(ctx.ref_policy, tiny_prepared, tiny_proxy, 99)
+    after, before = _proxy(policy.model, tiny_prepared, tiny_proxy, 99), _proxy(ctx.ref_model, tiny_prepared, tiny_proxy, 99)
     gap = after.mean() - before.mean()
     stderr = math.sqrt(after.var() / len(after) + before.var() / len(before))
     assert gap > 5 * stderr, f"proxy {before.mean():.3f} → {after.mean():.3f} (SE of the gap {stderr:.3f})"

@@ -158,7 +158,7 @@ SPIES = """
 
         def train(self, ctx):
             SEEN["train"] = ctx
-            return api.Policy(ctx.policy, ctx.tokenizer)
+            return api.Policy(ctx.model, ctx.tokenizer)
 
     class SpyRewardModel(Pairwise):
         name = "spy-rm"

@@ -171,7 +171,7 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
         seed_everything(spec.seed)
         ref_model = prepared.load_sft().requires_grad_(False)
         ctx = TrainContext(
-            policy=prepared.load_sft(), ref_policy=ref_model, tokenizer=prepared.tokenizer,
+            model=prepared.load_sft(), ref_model=ref_model, tokenizer=prepared.tokenizer,
             reward_model=CountingRewardModel(proxy, budget), train_prompts=list(prepared.train_prompts),
             generation=prepared.generation, budget=budget, seed=spec.seed, device=workspace.device, run_dir=run_dir,
             log=log, quiet=workspace.quiet,
