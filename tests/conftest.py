@@ -105,3 +105,22 @@ def make_spec(
         code={"harness": code},
         seed=seed,
     )
+
+
+def proxy_gain(model, ref_model, prepared, proxy, n: int = 512, seed: int = 99) -> tuple[float, float, str]:
+    """How much ``model`` raised the mean proxy score over ``ref_model`` on ``n`` held-out
+    samples (the same prompts and sampler seed for both): (gap, its standard error, a message)."""
+    import math
+
+    from harness.lm import sample_rollout
+
+    repeats = -(-n // len(prepared.eval_prompts))
+    prompts = [p for p in prepared.eval_prompts for _ in range(repeats)][:n]
+
+    def scores(m):
+        return proxy.score(sample_rollout(m, prepared.tokenizer, prompts, prepared.generation, torch.Generator().manual_seed(seed)))
+
+    after, before = scores(model), scores(ref_model)
+    gap = (after.mean() - before.mean()).item()
+    stderr = math.sqrt(after.var() / n + before.var() / n)
+    return gap, stderr, f"proxy {before.mean():.3f} → {after.mean():.3f} (SE of the gap {stderr:.3f})"

@@ -3,14 +3,12 @@ embedded benchmark."""
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
 from harness_plugins.rrhf import RRHF, RRHFConfig, best_of_groups, exact_token_kl, kl_regulariser, rank_loss
 
-from harness.lm import sample_rollout
-from tests.conftest import make_train_context
+from tests.conftest import make_train_context, proxy_gain
 
 
 def test_rank_loss_penalises_only_misordered_pairs():
@@ -70,16 +68,9 @@ def test_config_checks():
     assert RRHFConfig().kl_coef > 0
 
 
-def _proxy(model, prepared, proxy, seed):
-    prompts = [p for p in prepared.eval_prompts for _ in range(8)][:512]
-    return proxy.score(sample_rollout(model, prepared.tokenizer, prompts, prepared.generation, torch.Generator().manual_seed(seed)))
-
-
 def test_rrhf_raises_the_proxy_score(tiny_prepared, tiny_proxy):
     ctx = make_train_context(tiny_prepared, tiny_proxy, budget=512, seed=0)
     policy = RRHF(RRHFConfig(k=4, batch_size=64, lr=3e-4)).train(ctx)
     assert ctx.budget.episodes_used == 512
-    after, before = _proxy(policy.model, tiny_prepared, tiny_proxy, 99), _proxy(ctx.ref_model, tiny_prepared, tiny_proxy, 99)
-    gap = after.mean() - before.mean()
-    stderr = math.sqrt(after.var() / len(after) + before.var() / len(before))
-    assert gap > 5 * stderr, f"proxy {before.mean():.3f} → {after.mean():.3f} (SE of the gap {stderr:.3f})"
+    gap, stderr, message = proxy_gain(policy.model, ctx.ref_model, tiny_prepared, tiny_proxy)
+    assert gap > 5 * stderr, message
