@@ -265,6 +265,12 @@ class RewardModel(Plugin):
     the benchmark, this class's name and config: every algorithm on a benchmark optimizes the
     same r̂."""
 
+    def resolved_config(self, annotation_budget: int, default_k: int) -> Any:
+        """This model's config with every "the benchmark's default" value filled in from the
+        benchmark's annotation budget and ranking size, so that one experiment has one run spec
+        however it was spelt. Default: the config as it is."""
+        return self.config
+
     def preference_request(self, annotation_budget: int, default_k: int) -> PreferenceRequest:
         """The preference data to fit on, within ``annotation_budget`` pair-equivalents
         (``default_k``: the benchmark's ranking size). Default: that many pairs."""

@@ -257,19 +257,34 @@ def cmd_runs(argv: list[str]) -> int:
     parser.add_argument("--algo")
     parser.add_argument("--status", help=f"one of {', '.join(STATUSES)}")
     parser.add_argument("--key", help="a prefix of a spec key or experiment key (the `key` column; leaderboard CSVs carry it)")
+    parser.add_argument("--mark-interrupted", metavar="RUN", help="mark a `running` run whose process is gone (e.g. on a lost "
+                        "host) as interrupted, so that its seed can run again")  # fmt: skip
     args = parser.parse_args(argv)
     with Store(_existing_store(args.store)) as store:
+        if args.mark_interrupted:
+            run = store.mark_interrupted(args.mark_interrupted, "marked interrupted by hand (harness runs --mark-interrupted)")
+            print(f"run {run.run_id} marked interrupted")
+            return 0
         runs = store.list_runs(benchmark=args.benchmark, algorithm=args.algo, status=args.status, key=args.key)
         if not runs:
             print(f"no runs in {args.store} match")
             return 0
-        print(f"{'run':<12}  {'key':<8}  {'benchmark':<11} {'algorithm':<12} {'seed':>4}  {'status':<11} {'gold':>7}  {'kl':>7}  {'wall s':>7}")
-        for r in runs:
+        keys = [_short_key(r.experiment_key) for r in runs]
+        width = max(len(k) for k in keys)
+        print(f"{'run':<12}  {'key':<{width}}  {'benchmark':<11} {'algorithm':<12} {'seed':>4}  {'status':<11} {'gold':>7}  {'kl':>7}  {'wall s':>7}")
+        for r, key in zip(runs, keys):
             gold, kl = r.metrics.get("eval/gold", float("nan")), r.metrics.get("eval/kl", float("nan"))
             wall = r.wall_seconds if r.wall_seconds is not None else float("nan")
-            print(f"{r.run_id:<12}  {r.spec_key[:8]:<8}  {r.benchmark:<11} {r.algorithm:<12} {r.seed:>4}  {r.status:<11} "
+            print(f"{r.run_id:<12}  {key:<{width}}  {r.benchmark:<11} {r.algorithm:<12} {r.seed:>4}  {r.status:<11} "
                   f"{gold:>7.3f}  {kl:>7.3f}  {wall:>7.1f}")  # fmt: skip
     return 0
+
+
+def _short_key(key: str) -> str:
+    """The first 8 characters of a key (after ``legacy-`` for a run migrated from an older store)."""
+    from harness.results.store import LEGACY_PREFIX
+
+    return key[: len(LEGACY_PREFIX) + 8] if key.startswith(LEGACY_PREFIX) else key[:8]
 
 
 def cmd_show(argv: list[str]) -> int:
@@ -325,7 +340,7 @@ def cmd_samples(argv: list[str]) -> int:
 
 
 def cmd_leaderboard(argv: list[str]) -> int:
-    from harness.results.leaderboard import CODE_MODES, FORMATS, build_leaderboard, render, write_leaderboard
+    from harness.results.leaderboard import FORMATS, build_leaderboard, render, write_leaderboard
     from harness.results.store import Store
 
     parser = ArgumentParser(prog=f"{PROG} leaderboard", description="Mean and 95%% CI over seeds, one row per experiment.")
@@ -337,11 +352,6 @@ def cmd_leaderboard(argv: list[str]) -> int:
                         "code version) (default: %(default)s)")  # fmt: skip
     parser.add_argument("--out", default=None, help="also write LEADERBOARD.md and leaderboard.csv into this folder")
     args = parser.parse_args(argv)
-    if args.format not in FORMATS:
-        raise UsageError(f"--format {args.format!r} is not one of {', '.join(FORMATS)}{did_you_mean(args.format, FORMATS)}")
-    if args.code_versions not in CODE_MODES:
-        raise UsageError(f"--code-versions {args.code_versions!r} is not one of {', '.join(CODE_MODES)}"
-                         f"{did_you_mean(args.code_versions, CODE_MODES)}")  # fmt: skip
     with Store(_existing_store(args.store)) as store:
         frame = store.metrics_frame(benchmark=args.benchmark)
     table = build_leaderboard(frame, code_versions=args.code_versions)
@@ -402,7 +412,7 @@ def cmd_reward_models(argv: list[str]) -> int:
     from harness.pipeline.cache import StageCache
     from harness.pipeline.stages import prepare
     from harness.results.reports import reward_models_markdown
-    from harness.running.reward_fit import fit_proxy, reward_model_rows
+    from harness.running.reward_fit import reward_model_rows
     from harness.running.runner import resolve_device
 
     parser = ArgumentParser(prog=f"{PROG} reward-models", description="Compare reward models at their annotation budgets.")
@@ -429,7 +439,7 @@ def cmd_reward_models(argv: list[str]) -> int:
     device = resolve_device(args.device)
     prepared = prepare(bench.cls(parse_overrides(bench.cls.Config, args.benchmark_set, what=f"--benchmark-set ({args.benchmark})")),
                        StageCache(args.cache_dir), device, quiet=args.quiet)  # fmt: skip
-    rows = reward_model_rows([(name, settings, fit_proxy(rm, prepared, device)) for name, settings, rm in rms])
+    rows = reward_model_rows(rms, prepared, device)
     print(reward_models_markdown(rows), end="")
     return 0
 

@@ -72,8 +72,8 @@ def harness_register_benchmarks(registry: Registry) -> None:
 def harness_register_commands(commands: CommandRegistry) -> None:
     """Register CLI commands (as datasette's ``register_commands`` does).
 
-    Called once at start-up, after every plugin is loaded, when the command line names a command
-    the core does not have. Add each with ``commands.add("bench ppo", main, "one-line help")``:
+    Called once at start-up, after every plugin is loaded, with the other registration hooks.
+    Add each with ``commands.add("bench ppo", main, "one-line help")``:
     ``harness bench ppo ARGS...`` then calls ``main(ARGS)`` and exits with what it returns. A
     name is one or two words; ``harness bench`` lists the commands of the group ``bench``. Core
     command names are reserved; a name registered twice is an error naming both plugins.

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from harness.api import GenerationSettings, Policy, PolicyOptimizer, Rollout, TrainContext, help_field, hookimpl
+from harness.lm import best_of_groups
 
 
 class SFT(PolicyOptimizer):
@@ -44,8 +45,7 @@ class BestOfNPolicy(Policy):
         candidates = super().sample([p for p in prompts for _ in range(self.n)], settings, generator, desc)
         with torch.no_grad():
             scores = self.reward_model.score(candidates).view(len(prompts), self.n)
-        best = torch.arange(len(prompts), device=scores.device) * self.n + scores.argmax(1)  # every index on the scores' device
-        chosen = candidates.select(best)
+        chosen = candidates.select(best_of_groups(scores))
         chosen.prompts = list(prompts)
         return chosen
 

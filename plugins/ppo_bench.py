@@ -84,9 +84,17 @@ def calibrate_reward_scale(reward, tokenizer, prompts: list[str], response_lengt
     return factor
 
 
+class _Parser(argparse.ArgumentParser):
+    """Mistakes are one line (the CLI prints a UsageError and exits 2), not a usage dump."""
+
+    def error(self, message: str):
+        from harness.api import UsageError
+
+        raise UsageError(f"{message} (see harness bench ppo --help)")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="harness bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("algo", nargs="?", default="ppo", choices=["ppo"], help="what to benchmark (only ppo so far)")
+    p = _Parser(prog="harness bench ppo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     p.add_argument("--total-episodes", type=int, default=4096)
     p.add_argument("--batch-size", type=int, default=32, help="episodes per PPO update")
     p.add_argument("--response-length", type=int, default=16)
@@ -231,7 +239,7 @@ def main(argv: list[str]) -> int:
         "device": "cpu",
         "torch_num_threads": torch.get_num_threads(),
         "hyperparameters": {
-            **{k: v for k, v in vars(args).items() if k not in ("algo", "profile")},
+            **{k: v for k, v in vars(args).items() if k != "profile"},
             "ppo_config": vars(config),
             "reward_score_head_scale": round(scale, 4),
             "model_vocab_size": policy.config.vocab_size,

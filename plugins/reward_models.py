@@ -4,6 +4,7 @@ They see preference data only; the gold oracle (``--reward-model gold``) is the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,11 +85,14 @@ class Ranking(Pairwise):
     description = "K-wise ranking reward model (InstructGPT all-pairs or Plackett–Luce) at an equal annotation budget"
     Config = RankingConfig
 
+    def resolved_config(self, annotation_budget: int, default_k: int) -> RankingConfig:
+        c = self.config
+        return dataclasses.replace(c, k=c.k or default_k, annotation_budget=c.annotation_budget or annotation_budget)
+
     def preference_request(self, annotation_budget: int, default_k: int) -> PreferenceRequest:
-        k = self.config.k or default_k
-        budget = self.config.annotation_budget or annotation_budget
+        c = self.resolved_config(annotation_budget, default_k)
         # Equal annotation budget: a K-ranking costs log2(K!) pairs (see annotation_cost).
-        return PreferenceRequest(k=k, count=max(1, math.floor(budget / annotation_cost(k))))
+        return PreferenceRequest(k=c.k, count=max(1, math.floor(c.annotation_budget / annotation_cost(c.k))))
 
     def _loss(self):
         return plackett_luce_loss if self.config.loss == "plackett-luce" else all_pairs_loss

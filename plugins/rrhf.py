@@ -33,7 +33,7 @@ import torch
 from harness_plugins.ppo import PromptSampler, anneal_lr, updates_in_budget
 
 from harness.api import Policy, PolicyOptimizer, TrainContext, help_field, hookimpl
-from harness.lm import policy_logits, token_log_probs
+from harness.lm import best_of_groups, policy_logits, token_log_probs
 
 
 def rank_loss(seq_logp: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -57,13 +57,6 @@ def kl_regulariser(logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.T
     kl = exact_token_kl(logits, ref_logits, mask).sum(1).mean()
     term = kl_coef * kl if kl_coef else torch.zeros((), device=logits.device)
     return term, kl.detach()
-
-
-def best_of_groups(scores: torch.Tensor) -> torch.Tensor:
-    """Row index of the best-scored response of each group, ``scores`` ``[G, K]`` → ``[G]``,
-    on the scores' device."""
-    k = scores.size(1)
-    return scores.argmax(1) + torch.arange(scores.size(0), device=scores.device) * k
 
 
 @dataclass

@@ -35,7 +35,12 @@ STORE = "<an empty store>"
         (["leaderboard", "--code-versions", "newest", "--store", STORE], "--code-versions 'newest' is not one of latest, pool, each"),
         (["bench", "ppp"], "unknown bench 'ppp' (did you mean 'ppo'?); valid: ppo"),
         (["run", "--algo", "sft", "--rm-lr", "-1"], "--rm-epochs, --rm-lr and --rm-batch-size must be > 0"),
-        (["leaderboard", "--format", "mdx"], "--format 'mdx' is not one of"),
+        (["leaderboard", "--format", "mdx", "--store", STORE], "--format 'mdx' is not one of md, csv, html, latex (did you mean 'md'?)"),
+        (["leaderboard", "--out", "/dev/null/x", "--store", STORE], "cannot write /dev/null/x/LEADERBOARD.md"),
+        (["run", "--algo", "sft", "--device", "cuda:x"], "--device cuda:x: expected cpu, cuda, cuda:N or auto"),
+        (["run", "--algo", "sft", "--device", "tpu"], "--device tpu: expected cpu, cuda, cuda:N or auto"),
+        (["bench", "ppo", "--bogus"], "unrecognized arguments: --bogus (see harness bench ppo --help)"),
+        (["runs", "--mark-interrupted", "nope", "--store", STORE], "no run 'nope'"),
         (["run", "--algo", "sft", "--benchmark-set", "policy_heads=0"], "policy_heads must be > 0"),
         (["run", "--algo", "sft", "--benchmark-set", "policy_width=100", "--benchmark-set", "policy_heads=3"], "must be a multiple of policy_heads"),
         (["run", "--algo", "sft", "--benchmark-set", "judge_width=200"], "judge_width (200) must be a multiple of 3"),
@@ -91,6 +96,18 @@ def test_the_kl_ablation_has_one_spelling():
     assert len(keys) == 1  # one experiment, one row
     _, (spec,), _ = parse_run(["--algo", "ppo-nokl", "--kl-coef", "0.05"])
     assert spec.algorithm.name == "ppo" and spec.key == parse_run(["--algo", "ppo"])[1][0].key
+
+
+def test_one_experiment_has_one_spec_however_it_is_spelt():
+    from harness.cli import parse_run
+
+    def key(*argv):
+        return parse_run(["--algo", "sft", *argv])[1][0].key
+
+    assert key("--budget", "256") == key("--benchmark-set", "default_budget=256")
+    assert key("--reward-model", "ranking") == key("--reward-model", "ranking", "--rm-k", "4", "--rm-annotation-budget", "4000")
+    assert key("--reward-model", "ranking") != key("--reward-model", "ranking", "--rm-k", "5")
+    assert key("--budget", "256") != key("--budget", "257")
 
 
 def test_run_help_shows_the_benchmark_defaults_and_budget(capsys):

@@ -32,7 +32,8 @@ def add_run(store: Store, algorithm: str, seed: int, metrics: dict[str, float], 
     assert store.claim_run(make_spec(algorithm=algorithm, seed=seed, **spec_fields), run_id=run_id, name="n", manifest={},
                            run_dir=None).claimed  # fmt: skip
     store.finish_run(run_id, status="finished", metrics=metrics, higher_is_better=HIB,
-                     budget_used={"episodes_used": 64, "rm_queries": 64})  # fmt: skip
+                     budget_used={"episodes_used": 64, "rm_queries": 64,
+                                  "inference": {"samples_per_response": 1, "rm_queries_per_response": 0}})  # fmt: skip
     return run_id
 
 
@@ -139,7 +140,7 @@ def test_code_versions_latest_pool_and_each(store: Store):
     rows = each[each["algorithm"] == "ppo"].set_index("code")
     assert rows.loc["c0ffee", "seeds"] == 3 and rows.loc["new", "seeds"] == 2
     assert "| code " in render(each, "md") and "Code version:" not in render(each, "md")  # rows differ in code: a column
-    with pytest.raises(UsageError, match="latest, pool, each"):
+    with pytest.raises(UsageError, match="is not one of latest, pool, each"):
         build_leaderboard(store.metrics_frame(), code_versions="newest")
 
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from harness_plugins.rrhf import RRHF, RRHFConfig, best_of_groups, exact_token_kl, kl_regulariser, rank_loss
+from harness_plugins.ppo import kl_penalty
+from harness_plugins.rrhf import RRHF, RRHFConfig, exact_token_kl, kl_regulariser, rank_loss
+
+from harness.lm import best_of_groups
 
 from tests.conftest import make_train_context, proxy_gain
 
@@ -21,8 +24,10 @@ def test_rank_loss_penalises_only_misordered_pairs():
 
 def test_best_of_groups_indexes_rows_on_the_scores_device():
     scores = torch.tensor([[0.1, 0.9, 0.3], [2.0, -1.0, 0.0]])
-    best = best_of_groups(scores)
-    assert best.tolist() == [1, 3] and best.device == scores.device
+    assert best_of_groups(scores).tolist() == [1, 3]
+    # on another device (meta stands in for CUDA here): a CPU index tensor would not mix with it
+    on_meta = best_of_groups(scores.to("meta"))
+    assert on_meta.device.type == "meta" and on_meta.shape == (2,)
 
 
 def _example():
@@ -50,13 +55,15 @@ def test_the_kl_term_has_no_gradient_without_kl_and_pulls_toward_the_reference_w
 
 def test_a_k1_term_on_sampled_tokens_would_not_regularise():
     """Why the exact KL: the gradient of k1 = log π(y) − log π_ref(y) at y ~ π is ∇ log π(y),
-    whose mean over π is zero; the exact KL's gradient is not."""
-    logits = torch.randn(8, generator=torch.Generator().manual_seed(1), requires_grad=True)
-    ref = torch.zeros(8)
-    probs = torch.softmax(logits, -1).detach()
-    expected_k1_grad = sum(p * torch.autograd.grad(torch.log_softmax(logits, -1)[y], logits)[0] for y, p in enumerate(probs))
+    whose mean over π is zero (computed here exactly, over every token y); the exact KL's is not."""
+    logits = torch.randn(1, 1, 8, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    ref_logits = torch.zeros(1, 1, 8)
+    logp, ref_logp = torch.log_softmax(logits, -1), torch.log_softmax(ref_logits, -1)
+    probs = logp.exp().detach()[0, 0]
+    expected_k1_grad = sum(p * torch.autograd.grad(kl_penalty(logp[..., y], ref_logp[..., y], "k1").sum(), logits, retain_graph=True)[0]
+                           for y, p in enumerate(probs))  # fmt: skip
     assert expected_k1_grad.abs().max() < 1e-6
-    exact = (torch.softmax(logits, -1) * (torch.log_softmax(logits, -1) - torch.log_softmax(ref, -1))).sum()
+    exact, _ = kl_regulariser(logits, ref_logits, torch.ones(1, 1, dtype=torch.bool), kl_coef=1.0)
     assert torch.autograd.grad(exact, logits)[0].abs().max() > 1e-2
 
 

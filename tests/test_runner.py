@@ -141,9 +141,21 @@ def reachable(root) -> list:
 
 
 def leads_to_gold(root) -> bool:
+    """Whether ``root`` reaches r* or anything made from it: the judge, the benchmark's gold
+    function, the prepared benchmark (which holds the judge), annotated items with gold, the
+    store (other runs' gold-scored samples), or a reward model's held-out figures."""
+    from harness.pipeline.annotator import AnnotatedItem
     from harness.pipeline.judge import Judge
+    from harness.pipeline.stages import PreparedBenchmark
 
-    return any(isinstance(o, Judge) or "gold_reward.<locals>" in getattr(o, "__qualname__", "") for o in reachable(root))
+    def gold_bearing(o) -> bool:
+        if isinstance(o, (Judge, PreparedBenchmark, AnnotatedItem, Store)):
+            return True
+        if isinstance(o, dict) and any(isinstance(k, str) and k.startswith(("rm/gold", "rm/spearman", "eval/")) for k in o):
+            return True
+        return "gold_reward.<locals>" in getattr(o, "__qualname__", "")
+
+    return any(gold_bearing(o) for o in reachable(root))
 
 
 SPIES = """
@@ -434,12 +446,17 @@ def test_sweep_runs_the_grid_resumes_and_writes_its_tables(tmp_path, tiny_proxy,
 @pytest.mark.parametrize(
     "text, error",
     [
-        ("seeds: []\nruns:\n  - algo: sft\n", "line 1: 'seeds' must be a non-empty list of non-negative integers, got []"),
+        ("seeds: []\nruns:\n  - algo: sft\n", "line 1: 'seeds' must be a non-empty list of integers in 0 .. 2^63 - 1, got []"),
         ("seeds: [0]\nruns:\n  - algo: sft\n  - algo: sft\n    args: [1]\n", "line 4: runs[1]: expected {algo: NAME"),
         ("seeds: [0]\nruns:\n  - algo: sft\n  - algo: ppo\n    args: {kl_coeff: 0}\n",
          "line 4: runs[1] (ppo) on sentiment: ppo args: unknown key 'kl_coeff' (did you mean 'kl_coef'?)"),
         ("seeds: [0]\nruns:\n  - algo: ppp\n", "line 3: runs[0] (ppp) on sentiment: unknown algorithm 'ppp' (did you mean 'ppo'?)"),
         ("seeds: [0]\nrunz: []\n", "line 2: unknown key(s) runz"),
+        ("seeds: [99999999999999999999]\nruns:\n  - algo: sft\n", "line 1: 'seeds' must be a non-empty list of integers in 0 .. 2^63 - 1"),
+        ("seeds: [0]\nreward_model: [pairwise]\nruns:\n  - algo: sft\n", "line 2: 'reward_model' must be a name"),
+        ("seeds: [0]\nruns:\n  - algo: sft\n    reward_model: {a: 1}\n", "line 3: runs[0]: expected {algo: NAME"),
+        ("seeds: [0]\nruns:\n  - algo: sft\nreports:\n  reward_models: [pairwse]\n",
+         "line 4: reports: unknown reward model 'pairwse' (did you mean 'pairwise'?)"),
         ("seeds: [0\n", "invalid YAML"),
     ],
 )

@@ -41,9 +41,9 @@ def test_round_trip(store: Store):
     assert run.status == "running" and run.pid == os.getpid() and run.spec == make_spec()
     assert run.spec_key == make_spec().key and run.experiment_key == make_spec().experiment_key
 
-    store.log_metrics(run_id, 0, {"losses/policy": 1.0, "rollout/reward": 0.1})
-    store.log_metrics(run_id, 1, {"losses/policy": 0.5, "rollout/reward": 0.3})
-    store.log_metrics(run_id, 1, {"losses/policy": 0.4})  # an upsert, not a second row
+    store.log_curve(run_id, [(0, {"losses/policy": 1.0, "rollout/reward": 0.1})])
+    store.log_curve(run_id, [(1, {"losses/policy": 0.5, "rollout/reward": 0.3})])
+    store.log_curve(run_id, [(1, {"losses/policy": 0.4})])  # an upsert, not a second row
     store.add_samples(run_id, [{"prompt": "p0", "response": "r0", "gold": 1.5, "proxy": 0.5, "length": 3}])
     store.add_samples(run_id, [{"prompt": "p1", "response": "r1"}])
     status = store.finish_run(
@@ -94,6 +94,21 @@ def test_a_key_and_seed_is_claimed_once_and_finished_once(store: Store):
     store.finish_run(new_run(store, seed=2), status="failed", error="boom")
     assert new_run(store, seed=2)  # a failed run does not hold its (key, seed)
     assert len(store.list_runs(status="finished")) == 1
+
+
+def test_a_reused_pid_or_another_host_and_releasing_by_hand(store: Store):
+    first = new_run(store)
+    with store._write() as conn:  # the same pid, but another process (started at another time): gone
+        conn.execute("UPDATE runs SET process_start = '1' WHERE run_id = ?", (first,))
+    second = new_run(store)
+    assert store.get_run(first).status == "interrupted" and store.get_run(second).status == "running"
+    with store._write() as conn:  # a holder on another host cannot be checked from here: it holds
+        conn.execute("UPDATE runs SET host = 'node-7', pid = 999999 WHERE run_id = ?", (second,))
+    assert not store.claim_run(make_spec(), run_id="third", name="n", manifest={}, run_dir=None).claimed
+    assert store.mark_interrupted(second, "node-7 was lost").status == "interrupted"  # released by hand
+    assert new_run(store)
+    with pytest.raises(UsageError, match="is interrupted, not running"):
+        store.mark_interrupted(second, "again")
 
 
 def test_the_database_refuses_a_second_finished_run(store: Store):
@@ -152,12 +167,12 @@ def test_prefix_lookup_and_errors(store: Store):
     with pytest.raises(UsageError, match="no run 'nope'"):
         store.finish_run("nope", status="finished")
     with pytest.raises(UsageError, match="no run 'nope'"):
-        store.log_metrics("nope", 0, {"x": 1.0})
+        store.log_curve("nope", [(0, {"x": 1.0})])
 
 
 def test_non_finite_values(store: Store):
     run_id = new_run(store)
-    store.log_metrics(run_id, 0, {"loss": math.nan, "reward": math.inf})
+    store.log_curve(run_id, [(0, {"loss": math.nan, "reward": math.inf})])
     store.finish_run(run_id, status="finished", metrics={"eval/gold": math.nan, "eval/kl": -math.inf})
     metrics = store.get_run(run_id).metrics
     assert math.isnan(metrics["eval/gold"]) and metrics["eval/kl"] == -math.inf
@@ -194,7 +209,7 @@ def test_two_stores_on_one_file_keep_every_row(tmp_path: Path):
         for i in range(10):
             writer = (a, b)[i % 2]
             ids.append(new_run(writer, seed=i))
-            (b, a)[i % 2].log_metrics(ids[-1], 0, {"x": float(i)})
+            (b, a)[i % 2].log_curve(ids[-1], [(0, {"x": float(i)})])
         for i, run_id in enumerate(ids):
             (a, b)[i % 2].finish_run(run_id, status="finished", metrics={"eval/gold": float(i)})
     with Store(path) as check:
@@ -208,7 +223,7 @@ def _writer(path: str, worker: int, n: int) -> None:
     with Store(path) as store:
         for i in range(n):
             run_id = new_run(store, seed=worker * 100 + i)
-            store.log_metrics(run_id, 0, {"x": 1.0})
+            store.log_curve(run_id, [(0, {"x": 1.0})])
             store.finish_run(run_id, status="finished", metrics={"eval/gold": float(i)})
 
 
@@ -264,7 +279,7 @@ def test_racing_claims_of_one_key_and_seed_give_one_run(tmp_path: Path):
 def _dies_mid_run(path: str) -> None:
     store = Store(path)
     run_id = new_run(store, run_id="doomed")
-    store.log_metrics(run_id, 0, {"x": 1.0})
+    store.log_curve(run_id, [(0, {"x": 1.0})])
     os._exit(1)  # no finish, no close, no checkpoint: like a SIGKILL
 
 
@@ -328,6 +343,12 @@ def test_a_schema_1_store_is_migrated_without_losing_a_row(tmp_path: Path):
         assert runs["old0"].spec_key == runs["old1"].spec_key != runs["old2"].spec_key  # the budget is in the key
         assert runs["old0"].spec_key.startswith(LEGACY_PREFIX) and runs["old0"].code_version == "legacy abcdef123456"
         assert runs["old2"].spec.budget == 128 and runs["old0"].algo_config == {"kl": True}
+        from harness.results.leaderboard import build_leaderboard
+
+        board = build_leaderboard(store.metrics_frame())  # legacy rows: their stored keys, no made-up costs
+        assert set(board["key"]) == {runs["old0"].experiment_key, runs["old2"].experiment_key}
+        assert board["seeds"].tolist() == [1, 1] and board["samples_per_response"].isna().all()
+        assert [r.run_id for r in store.list_runs(key=runs["old2"].experiment_key[:15])] == ["old2"]
         new_run(store)  # and it takes new runs
     with Store(path) as again:  # opening it again is a no-op
         assert len(again.list_runs()) == 4

@@ -17,7 +17,8 @@ Batched forwards of several models (policy + critic)
     :func:`response_hidden`, :func:`lm_logits`, :func:`critic_values`, :func:`is_plain_gpt2`
 Reward heads
     :class:`ClassifierReward`, :func:`classifier_scores`, :func:`lm_to_classifier`,
-    :func:`fit_on_rankings`, :func:`all_pairs_loss`, :func:`plackett_luce_loss`, :func:`items_rollout`
+    :func:`fit_on_rankings`, :func:`all_pairs_loss`, :func:`plackett_luce_loss`, :func:`items_rollout`,
+    :func:`best_of_groups` (the best row of each group of K)
 Building models
     :func:`train_tokenizer`, :func:`load_tokenizer`, :class:`LMShape`, :func:`gpt2_config`,
     :func:`new_lm`, :func:`train_causal_lm`, :func:`mean_token_log_likelihood`, :func:`load_causal_lm`
@@ -53,6 +54,7 @@ from harness.lm.fast_gpt2 import (
 from harness.lm.reward_heads import (
     ClassifierReward,
     all_pairs_loss,
+    best_of_groups,
     classifier_scores,
     fit_on_rankings,
     items_rollout,
@@ -69,7 +71,7 @@ from harness.lm.sampling import (
 )
 
 __all__ = [
-    "EOS", "PAD", "UNK", "ClassifierReward", "LMShape", "TrainSettings", "all_pairs_loss", "classifier_scores",
+    "EOS", "PAD", "UNK", "ClassifierReward", "LMShape", "TrainSettings", "all_pairs_loss", "best_of_groups", "classifier_scores",
     "critic_values", "encode_prompts", "fit_on_rankings", "gpt2_config", "is_plain_gpt2", "items_rollout", "lm_logits",
     "lm_to_classifier", "load_causal_lm", "load_tokenizer", "mean_token_log_likelihood", "model_log_probs",
     "model_vocab_size", "new_lm", "plackett_luce_loss", "policy_logits", "response_hidden", "response_log_probs",

@@ -73,6 +73,12 @@ def items_rollout(tokenizer, items: list[PreferenceItem], device) -> tuple[Rollo
     return rollout, starts
 
 
+def best_of_groups(scores: torch.Tensor) -> torch.Tensor:
+    """The row of the best-scored response of each group: ``scores`` ``[G, K]`` (group g at rows
+    g·K … g·K + K − 1) → ``[G]`` row indices, on the scores' device."""
+    return scores.argmax(1) + torch.arange(scores.size(0), device=scores.device) * scores.size(1)
+
+
 def all_pairs_loss(scores: torch.Tensor, rankings: torch.Tensor) -> torch.Tensor:
     """InstructGPT's K-wise loss: for each item, the mean over its C(K,2) ordered pairs of
     −log σ(r_better − r_worse), then the mean over items (one item is one batch element, so a

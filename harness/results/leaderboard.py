@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
-from harness.errors import UsageError
+from harness.errors import UsageError, did_you_mean
 from harness.results.store import RUN_FRAME_COLUMNS
 
 FORMATS = ("md", "csv", "html", "latex")
@@ -128,7 +128,7 @@ def build_leaderboard(frame: pd.DataFrame, metrics: list[str] | None = None, cod
     ``attrs["metrics"]`` carry over for :func:`render`.
     """
     if code_versions not in CODE_MODES:
-        raise UsageError(f"code versions {code_versions!r}: choose one of {', '.join(CODE_MODES)}")
+        raise UsageError(f"--code-versions {code_versions!r} is not one of {', '.join(CODE_MODES)}{did_you_mean(code_versions, CODE_MODES)}")
     hib: dict[str, bool] = dict(frame.attrs.get("higher_is_better", {}))
     available = [c for c in frame.columns if c not in RUN_FRAME_COLUMNS]
     if metrics is None:
@@ -145,7 +145,7 @@ def build_leaderboard(frame: pd.DataFrame, metrics: list[str] | None = None, cod
     for group, code in _select_runs(frame, code_versions):
         spec = group["spec"].iloc[-1]
         used = [b for b in group["budget_used"] if isinstance(b, Mapping)]
-        inference = [b.get("inference", {}).get("samples_per_response", 1) for b in used]
+        inference = [b["inference"]["samples_per_response"] for b in used if "inference" in b]
         row: dict[str, Any] = {
             "benchmark": spec.benchmark.name,
             "version": spec.benchmark.version,
@@ -154,10 +154,11 @@ def build_leaderboard(frame: pd.DataFrame, metrics: list[str] | None = None, cod
             "seeds": group["seed"].nunique(),
             "episodes": confidence_interval(b.get("episodes_used") for b in used if b.get("episodes_used") is not None)[0],
             "rm_queries": confidence_interval(b.get("rm_queries") for b in used if b.get("rm_queries") is not None)[0],
-            "samples_per_response": max(inference, default=math.nan),
+            # a run without an inference record (an older store) has no figure: shown as "–", never as 1
+            "samples_per_response": max(inference, default=math.nan) if len(inference) == len(used) else math.nan,
             "wall_s": group["wall_seconds"].mean(),
             "code": code,
-            "key": spec.experiment_key,
+            "key": group["experiment_key"].iloc[-1],  # as stored: `harness runs --key` finds it
         }
         for m in metrics:
             row[m], row[m + CI_SUFFIX], _ = confidence_interval(group[m])
@@ -331,7 +332,7 @@ def render(df: pd.DataFrame, fmt: str, higher_is_better: Mapping[str, bool] | No
     ``df.attrs["higher_is_better"]``. An empty ``df`` renders as :data:`EMPTY_MESSAGE`.
     """
     if fmt not in FORMATS:
-        raise UsageError(f"unknown leaderboard format '{fmt}'; choose one of: {', '.join(FORMATS)}")
+        raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}{did_you_mean(fmt, FORMATS)}")
     if df.empty:
         return EMPTY_MESSAGE + "\n"
     hib = df.attrs.get("higher_is_better", {}) if higher_is_better is None else higher_is_better
@@ -345,11 +346,17 @@ def render(df: pd.DataFrame, fmt: str, higher_is_better: Mapping[str, bool] | No
 
 
 def write_atomically(path: Path, text: str) -> Path:
-    """Replace ``path`` with ``text`` in one rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Replace ``path`` with ``text`` in one rename, so a reader never sees half a file; a folder
+    that cannot be written is a :class:`UsageError` naming it."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 

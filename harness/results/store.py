@@ -14,7 +14,8 @@ while one is finished or running, and a unique index backs that up. Several proc
 workers) may write to one store at once: the file is in WAL mode, writers wait up to 30 s for
 the lock, and every write is a single transaction, so a crash or a Ctrl-C never leaves half a
 write behind. A run whose process died on this host is marked ``interrupted`` when the next claim
-for its (key, seed) finds it.
+for its (key, seed) finds it; one from another host cannot be checked from here
+(:meth:`Store.mark_interrupted` releases it by hand: ``harness runs --mark-interrupted RUN``).
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ CREATE TABLE runs (
     budget_used    TEXT,           -- JSON
     manifest       TEXT NOT NULL,  -- JSON: code version, package versions, hardware
     run_dir        TEXT,
-    pid            INTEGER,        -- the process that ran it, on host
-    host           TEXT
+    pid            INTEGER,        -- the process that ran it, on host,
+    host           TEXT,
+    process_start  TEXT            -- started at this time (tells a reused pid apart)
 )"""
 
 _SCHEMA = f"""
@@ -146,6 +148,7 @@ class RunRecord:
     run_dir: str | None
     pid: int | None
     host: str | None
+    process_start: str | None
     metrics: dict[str, float] = field(default_factory=dict)
     higher_is_better: dict[str, bool] = field(default_factory=dict)
 
@@ -312,7 +315,8 @@ class Store:
     def claim_run(self, spec: RunSpec, *, run_id: str, name: str, manifest: dict[str, Any], run_dir: str | Path | None) -> Claim:
         """Record a new ``running`` run of ``spec`` unless its (key, seed) is already finished or
         running; one transaction, so two processes never both claim it. A ``running`` holder
-        whose process is gone (same host, no such pid) is marked ``interrupted`` first."""
+        whose process is gone (same host: no such pid, or the pid now names another process) is
+        marked ``interrupted`` first."""
         row = {
             "run_id": run_id,
             "name": name,
@@ -330,6 +334,7 @@ class Store:
             "run_dir": None if run_dir is None else str(run_dir),
             "pid": os.getpid(),
             "host": socket.gethostname(),
+            "process_start": _process_start(os.getpid()),
         }
         row["started_at"] = row["created_at"]
         with self._write() as conn:
@@ -338,7 +343,7 @@ class Store:
                 (spec.key, int(spec.seed)),
             ).fetchall()
             for holder in holders:
-                if holder["status"] == "running" and not _process_alive(holder["pid"], holder["host"]):
+                if holder["status"] == "running" and not _process_alive(holder["pid"], holder["host"], holder["process_start"]):
                     conn.execute(
                         "UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? WHERE run_id = ?",
                         (f"its process (pid {holder['pid']} on {holder['host']}) ended without finishing the run", _now(),
@@ -352,6 +357,17 @@ class Store:
                 raise UsageError(f"run id '{run_id}' already exists in {self.path}") from None
         return Claim(True)
 
+    def mark_interrupted(self, run_id: str, reason: str) -> RunRecord:
+        """Mark a ``running`` run ``interrupted`` (a run whose process is known to be gone, e.g. on
+        another host); its (key, seed) can then be run again. Any other status is left alone."""
+        run = self.get_run(run_id)
+        if run.status != "running":
+            raise UsageError(f"run {run.run_id} is {run.status}, not running: nothing to mark")
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? WHERE run_id = ? AND status = 'running'",
+                         (reason, _now(), run.run_id))  # fmt: skip
+        return self.get_run(run.run_id)
+
     def finished_run(self, spec: RunSpec) -> RunRecord | None:
         """The finished run of ``spec``'s (key, seed), if there is one."""
         rows = self._conn.execute(
@@ -360,9 +376,10 @@ class Store:
         ).fetchall()
         return self._records(rows)[0] if rows else None
 
-    def log_metrics(self, run_id: str, step: int, metrics: Mapping[str, float]) -> None:
-        """Record training-curve points at ``step`` (a repeated (step, key) overwrites)."""
-        rows = ((run_id, int(step), key, _real(value)) for key, value in metrics.items())
+    def log_curve(self, run_id: str, points: list[tuple[int, Mapping[str, float]]]) -> None:
+        """Record a run's training curve, ``[(step, {key: value})]``, in one transaction (a
+        repeated (step, key) overwrites)."""
+        rows = [(run_id, int(step), key, _real(value)) for step, metrics in points for key, value in metrics.items()]
         try:
             with self._write() as conn:
                 conn.executemany("INSERT OR REPLACE INTO curves VALUES (?, ?, ?, ?)", rows)
@@ -442,9 +459,6 @@ class Store:
     # -------------------------------------------------------------------------
     # reading
     # -------------------------------------------------------------------------
-
-    def _exists(self, run_id: str) -> bool:
-        return self._conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
 
     def _records(self, rows: list[sqlite3.Row]) -> list[RunRecord]:
         records = []
@@ -552,18 +566,30 @@ def _insert(table: str, row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})", row
 
 
-def _process_alive(pid: int | None, host: str | None) -> bool:
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc; None elsewhere)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+
+
+def _process_alive(pid: int | None, host: str | None, started: str | None) -> bool:
     """Whether the process that holds a ``running`` row may still be running it. Only a process
-    on this host can be checked; one elsewhere counts as alive."""
-    if pid is None or host != socket.gethostname():
-        return pid is not None
+    on this host can be checked; one elsewhere counts as alive. A pid that now names another
+    process (another start time: the pid was reused, e.g. after a container restart) is gone."""
+    if pid is None:
+        return False
+    if host != socket.gethostname():
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return started is None or _process_start(pid) in (None, started)
 
 
 def _legacy_row(old: dict[str, Any]) -> dict[str, Any]:
@@ -589,5 +615,5 @@ def _legacy_row(old: dict[str, Any]) -> dict[str, Any]:
         "reward_model": spec.reward_model.name, "seed": spec.seed, "status": old["status"], "error": old["error"],
         "created_at": old["created_at"], "started_at": old["started_at"], "finished_at": old["finished_at"],
         "wall_seconds": old["wall_seconds"], "budget_used": old["budget_used"], "manifest": old["manifest"],
-        "run_dir": old["run_dir"], "pid": None, "host": None,
+        "run_dir": old["run_dir"], "pid": None, "host": None, "process_start": None,
     }  # fmt: skip

@@ -26,8 +26,12 @@ def _git(*args: str) -> str:
 @lru_cache(maxsize=1)
 def git_state() -> dict[str, str | bool | None]:
     """The checkout's commit, whether its code differs from it, and a digest of that difference
-    (tracked changes and untracked files under :data:`CODE_PATHS`)."""
+    (tracked changes and untracked files under :data:`CODE_PATHS`). Only when the harness itself
+    is a git checkout: an installed copy inside some other repository has no commit of its own."""
     try:
+        if Path(_git("rev-parse", "--show-toplevel").strip()).resolve() != ROOT:
+            return {"commit": None, "dirty": None, "diff": None}
+        _git("ls-files", "--error-unmatch", "harness/running/manifest.py")  # tracked here, not just inside the tree
         commit = _git("rev-parse", "HEAD").strip()
         diff = _git("diff", "HEAD", "--", *CODE_PATHS)
         untracked = _git("ls-files", "--others", "--exclude-standard", "--", *CODE_PATHS).split()

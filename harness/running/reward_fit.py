@@ -8,6 +8,7 @@ upper bound that tables mark as such. It is built here from the judge, not by pl
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -116,7 +117,8 @@ def fit_proxy(rm: RewardModel, prepared: PreparedBenchmark, device: torch.device
         normalisation_samples=normalisation_samples(prepared),
         quiet=prepared.quiet,
     )
-    key = config_hash("reward_model", REWARD_CODE_VERSION, rm.name, config_dict(rm.config), prepared.keys, data.key)
+    resolved = config_dict(rm.resolved_config(prepared.config.preference_prompts, prepared.config.ranking_k))
+    key = config_hash("reward_model", REWARD_CODE_VERSION, rm.name, resolved, prepared.keys, data.key)
     holder: dict[str, FittedRewardModel] = {}
 
     def build(folder: Path) -> None:
@@ -125,7 +127,7 @@ def fit_proxy(rm: RewardModel, prepared: PreparedBenchmark, device: torch.device
         rm.save(fitted, folder)
         holder["fitted"] = fitted
 
-    folder = prepared.cache.get_or_build("reward_model", key, build, {"name": rm.name, "config": config_dict(rm.config)})
+    folder = prepared.cache.get_or_build("reward_model", key, build, {"name": rm.name, "config": resolved})
     fitted = holder.get("fitted") or rm.load(folder, device)
     if fitted is None:  # nothing cached: fit again (deterministic)
         build(folder)
@@ -177,22 +179,27 @@ def held_out_metrics(fitted: FittedRewardModel, tokenizer, items: list[Annotated
 
 
 class CountingRewardModel(FittedRewardModel):
-    """The proxy as an optimizer sees it: every :meth:`score` call counts its rows as RM queries."""
+    """The proxy as an optimizer sees it: every :meth:`score` call counts its rows as RM queries,
+    and the fit's held-out figures (measured against gold) are left out."""
 
     def __init__(self, fitted: FittedRewardModel, budget):
-        self._fitted, self._budget = fitted, budget
-        self.model, self.is_oracle, self.metrics = fitted.model, fitted.is_oracle, fitted.metrics
+        self._fitted = copy.copy(fitted)
+        self._fitted.metrics = {}
+        self._budget = budget
+        self.model, self.is_oracle, self.metrics = fitted.model, fitted.is_oracle, {}
 
     def score(self, rollout: Rollout) -> torch.Tensor:
         self._budget.count_rm_queries(len(rollout))
         return self._fitted.score(rollout)
 
 
-def reward_model_rows(fits: list[tuple[str, str, ProxyFit]]) -> list[dict]:
-    """Rows of ``harness reward-models``: (name, its settings text, fit) → held-out figures and
-    the annotation cost at the benchmark's budget (a K-ranking costs log2(K!) pairs)."""
+def reward_model_rows(models: list[tuple[str, str, RewardModel]], prepared: PreparedBenchmark, device) -> list[dict]:
+    """Rows of ``harness reward-models``: each (name, its settings as text, reward model) fitted
+    (or loaded) on ``prepared`` → its held-out figures and its annotation cost at the benchmark's
+    budget (a K-ranking costs log2(K!) pairs)."""
     rows = []
-    for name, settings, fit in fits:
+    for name, settings, rm in models:
+        fit = fit_proxy(rm, prepared, device)
         row = {"reward_model": name + (" (oracle)" if fit.fitted.is_oracle else ""), "config": settings}
         if fit.request is not None:
             row.update({"k": fit.request.k, "annotation cost (pairs)": fit.request.cost})

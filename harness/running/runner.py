@@ -38,13 +38,19 @@ STORED_SAMPLES = 48
 
 
 def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``; anything else, or a
+    CUDA device this machine does not have, is a :class:`UsageError`."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available here (use cpu or auto)")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise UsageError(f"--device {name}: expected cpu, cuda or auto")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name}: expected cpu, cuda, cuda:N or auto")
+    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
+        raise UsageError(f"--device {name}: no such CUDA device here ({torch.cuda.device_count()} found; use cpu or auto)")
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -156,18 +162,21 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
     info = RunInfo(run_id, name, spec.benchmark.name, spec.algorithm.name, spec.reward_model.name, spec.seed,
                    spec.algorithm.config, run_dir, spec.to_dict(), spec.key)  # fmt: skip
     budget = Budget(spec.budget)
+    # ctx.log keeps the curve here and in log.txt; it reaches the store when training ends, so the
+    # optimizer holds no handle on the store (which holds other runs' gold-scored samples).
+    curve: list[tuple[int, dict[str, float]]] = []
 
     def log(step: int, metrics: dict[str, float]) -> None:
         metrics = {k: float(v) for k, v in metrics.items()}
-        store.log_metrics(run_id, step, metrics)
+        curve.append((step, metrics))
         log_file.write(json.dumps({"step": step, **metrics}) + "\n")
         host.hook.harness_metrics_logged(run=info, step=step, metrics=metrics)
         _check_finite(step, metrics)
 
-    host.hook.harness_run_started(run=info)
     status, metrics, error = "failed", {}, None
     budget_used: dict[str, Any] = budget.as_dict()
     try:
+        host.hook.harness_run_started(run=info)
         seed_everything(spec.seed)
         ref_model = prepared.load_sft().requires_grad_(False)
         ctx = TrainContext(
@@ -177,6 +186,7 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
             log=log, quiet=workspace.quiet,
         )  # fmt: skip
         policy = algorithm.train(ctx)
+        store.log_curve(run_id, curve)
         budget_used = budget.as_dict()  # training only: evaluation's RM calls are not the optimizer's
         settings = spec.evaluation_settings()
         metrics, higher, batch = evaluate(host.evaluators.entries(), policy, Policy(ref_model, prepared.tokenizer), prepared,
@@ -191,11 +201,13 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
             error = store.get_run(run_id).error
     except KeyboardInterrupt:
         status, error = "interrupted", "interrupted by the user (Ctrl-C)"
+        store.log_curve(run_id, curve)
         store.finish_run(run_id, status=status, budget_used=budget.as_dict(), error=error)
         raise
     except Exception as exc:  # a crash fails this run, stored with its reason; nothing else is lost
         error = f"{type(exc).__name__}: {exc}"
         log_file.write(traceback.format_exc())
+        store.log_curve(run_id, curve)
         store.finish_run(run_id, status="failed", budget_used=budget.as_dict(), error=error)
         metrics = {}
     finally:

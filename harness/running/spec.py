@@ -112,9 +112,6 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         return {**self.identity(), "seed": self.seed}
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, indent=1)
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSpec:
         return cls(
@@ -169,23 +166,29 @@ def make_specs(
     """One spec per distinct seed (in the given order). Names are checked against the registries
     (a :class:`UsageError` lists the valid ones); a missing config is the class's default; the
     budget defaults to the benchmark's; the algorithm is stored under its row name (``ppo`` with
-    β = 0 is ``ppo-nokl``)."""
+    β = 0 is ``ppo-nokl``) and the reward model's config with the benchmark's defaults filled in
+    (``resolved_config``): one experiment, one spec, however it was spelt."""
     bench_entry = host.benchmarks.get(benchmark)
     algo_entry = host.algorithms.get(algorithm)
     rm_entry = host.reward_models.get(reward_model)
     bench_config = bench_config if bench_config is not None else bench_entry.cls.Config()
     algo_config = algo_config if algo_config is not None else algo_entry.cls.Config()
-    rm_config = rm_config if rm_config is not None else rm_entry.cls.Config()
+    rm_config = rm_entry.cls(rm_config).resolved_config(bench_config.preference_prompts, bench_config.ranking_k)
     row_name = algo_entry.cls.row_name(algo_config)
     if row_name != algorithm:
         algo_entry = host.algorithms.get(row_name)
     if budget is not None and budget <= 0:
         raise UsageError(f"the budget must be a positive number of episodes, got {budget}")
     code = {"harness": harness_code_version()}
-    for role, entry in (("benchmark", bench_entry), ("algorithm", algo_entry), ("reward_model", rm_entry)):
+    roles = [("benchmark", bench_entry), ("algorithm", algo_entry), ("reward_model", rm_entry)]
+    roles += [(f"evaluator {e.name}", e) for e in host.evaluators.entries()]  # every registered evaluator runs
+    for role, entry in roles:
         code.update(_plugin_code(host, role, entry))
+    # The benchmark's default budget is resolved into `budget`: `--budget N` and
+    # `--benchmark-set default_budget=N` are one experiment.
+    bench_settings = {k: v for k, v in config_dict(bench_config).items() if k != "default_budget"}
     template = RunSpec(
-        benchmark=Component(bench_entry.name, config_dict(bench_config), version=str(bench_entry.cls.version)),
+        benchmark=Component(bench_entry.name, bench_settings, version=str(bench_entry.cls.version)),
         algorithm=Component(algo_entry.name, config_dict(algo_config)),
         reward_model=Component(rm_entry.name, config_dict(rm_config), oracle=bool(getattr(rm_entry.cls, "is_oracle", False))),
         budget=int(budget if budget is not None else bench_config.default_budget),

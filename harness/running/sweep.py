@@ -120,8 +120,10 @@ def load_sweep(path: Path, host) -> Sweep:
         first = sorted(unknown)[0]
         raise error(f"unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(TOP_KEYS))}", first)
     seeds = data.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise error(f"'seeds' must be a non-empty list of non-negative integers, got {seeds!r}", "seeds")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**63 for s in seeds):
+        raise error(f"'seeds' must be a non-empty list of integers in 0 .. 2^63 - 1, got {seeds!r}", "seeds")
+    if not isinstance(data.get("reward_model", "pairwise"), str):
+        raise error(f"'reward_model' must be a name, got {data['reward_model']!r}", "reward_model")
     runs = data.get("runs")
     if not isinstance(runs, list) or not runs:
         raise error("'runs' must be a non-empty list of {algo: NAME, args: {...}}", "runs")
@@ -152,7 +154,7 @@ def load_sweep(path: Path, host) -> Sweep:
         for i, r in enumerate(runs):
             mappings = [r.get(k) for k in ("args", "rm_args")] if isinstance(r, dict) else []
             if not isinstance(r, dict) or not isinstance(r.get("algo"), str) or set(r) - RUN_KEYS or \
-                    not all(m is None or isinstance(m, dict) for m in mappings):
+                    not all(m is None or isinstance(m, dict) for m in mappings) or not isinstance(r.get("reward_model", ""), str):
                 raise error(f"runs[{i}]: expected {{algo: NAME, args: {{...}}, reward_model: NAME, rm_args: {{...}}, budget: N}}, "
                             f"got {r!r}", "runs", i)  # fmt: skip
             try:
@@ -162,22 +164,28 @@ def load_sweep(path: Path, host) -> Sweep:
     return sweep
 
 
-def _check_reports(host, reports: dict) -> None:
-    samples = reports.get("samples")
-    if samples is not None and (not isinstance(samples, dict) or set(samples) - {"seed", "n"}
-                                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in samples.values())):
-        raise UsageError(f"samples: expected {{seed: N, n: N}}, got {samples!r}")
-    entries = reports.get("reward_models")
-    if entries is None:
-        return
+def reward_model_entries(host, entries) -> list[tuple[str, str, Any]]:
+    """``reports.reward_models`` entries (a name, or ``{name, args}``) as (name, the args as text,
+    a configured reward model)."""
     if not isinstance(entries, list) or not entries:
         raise UsageError(f"reward_models: expected a list of names or {{name: ..., args: {{...}}}}, got {entries!r}")
+    out = []
     for entry in entries:
         name, args = (entry, {}) if isinstance(entry, str) else (entry.get("name"), entry.get("args") or {}) if isinstance(entry, dict) else (None, None)
         if not isinstance(name, str) or not isinstance(args, dict):
             raise UsageError(f"reward_models: expected a name or {{name: ..., args: {{...}}}}, got {entry!r}")
         cls = host.reward_models.get(name).cls
-        config_from_dict(cls.Config, args, f"reward model {name}")
+        out.append((name, ", ".join(f"{k}={v}" for k, v in args.items()), cls(config_from_dict(cls.Config, args, f"reward model {name}"))))
+    return out
+
+
+def _check_reports(host, reports: dict) -> None:
+    samples = reports.get("samples")
+    if samples is not None and (not isinstance(samples, dict) or set(samples) - {"seed", "n"}
+                                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in samples.values())):
+        raise UsageError(f"samples: expected {{seed: N, n: N}}, got {samples!r}")
+    if reports.get("reward_models") is not None:
+        reward_model_entries(host, reports["reward_models"])
 
 
 def _cell(host, bench_name: str, settings: dict, r: dict, data: dict, evaluation, seeds: list[int]) -> Cell:
@@ -268,9 +276,8 @@ def write_sweep_reports(sweep: Sweep, workspace: Workspace, out_dir: Path, comma
 
 def _reward_model_report(sweep: Sweep, workspace: Workspace, entries: list) -> str:
     from harness.results.reports import reward_models_markdown
-    from harness.running.reward_fit import fit_proxy, reward_model_rows
+    from harness.running.reward_fit import reward_model_rows
 
-    host = workspace.host
     out = [
         "# Reward models at an equal annotation budget\n",
         "A K-ranking costs log2(K!) pair-equivalents (the comparisons an optimal sort needs). Held-out items are "
@@ -284,13 +291,8 @@ def _reward_model_report(sweep: Sweep, workspace: Workspace, entries: list) -> s
         if bench_id in seen:
             continue
         seen.add(bench_id)
-        benchmark, _, _ = spec.instantiate(host)
+        benchmark, _, _ = spec.instantiate(workspace.host)
         prepared = workspace.prepared(benchmark, spec)
-        fits = []
-        for entry in entries:
-            name, args = (entry, {}) if isinstance(entry, str) else (entry.get("name"), entry.get("args") or {})
-            cls = host.reward_models.get(name).cls
-            rm = cls(config_from_dict(cls.Config, args, f"reports.reward_models {name}"))
-            fits.append((name, ", ".join(f"{k}={v}" for k, v in args.items()), fit_proxy(rm, prepared, workspace.device)))
-        out.append(f"## {spec.benchmark.name}\n\n{reward_models_markdown(reward_model_rows(fits))}")
+        rows = reward_model_rows(reward_model_entries(workspace.host, entries), prepared, workspace.device)
+        out.append(f"## {spec.benchmark.name}\n\n{reward_models_markdown(rows)}")
     return "\n".join(out)
