@@ -212,3 +212,18 @@ def test_write_leaderboard(store: Store, tmp_path: Path):
     assert "### sentiment (v1)" in paths[0].read_text()
     assert len(pd.read_csv(paths[1])) == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["LEADERBOARD.md", "leaderboard.csv"]
+
+
+def test_samples_are_labelled_like_rows_and_escaped(tmp_path: Path):
+    from harness.results.reports import samples_markdown
+
+    with Store(tmp_path / "store.sqlite") as store:
+        for fields in ({}, {"reward_model": "gold", "rm_config": {"normalise": True}, "oracle": True},
+                       {"algo_config": {"kl_coef": 0.0, "lr": 1e-5}}):  # fmt: skip
+            run_id = add_run(store, "ppo", 0, {"eval/gold": 1.0}, **fields)
+            store.add_samples(run_id, [{"prompt": "the <b>movie</b>", "response": "was | good", "gold": 0.5, "proxy": 0.1}])
+        text = samples_markdown(store.list_runs(), store.samples, n=1)
+    titles = [line for line in text.splitlines() if line.startswith("###")]
+    assert [t.split(" · ")[1] for t in titles] == [
+        "ppo (kl_coef=0.05, reward_model=pairwise)", "ppo (kl_coef=0.05, reward_model=gold)", "ppo (kl_coef=0, reward_model=pairwise)"]
+    assert "<b>" not in text and "the &lt;b&gt;movie&lt;/b&gt; ▸ was \\| good" in text

@@ -178,6 +178,31 @@ def build_leaderboard(frame: pd.DataFrame, metrics: list[str] | None = None, cod
     return board
 
 
+def config_labels(specs: list, with_reward_model: bool = False) -> list[str]:
+    """What tells each of ``specs`` (one algorithm's) apart from the others: the algorithm's
+    settings, ``budget=…``, with ``with_reward_model`` the reward model's name, and the reward
+    model's settings (``rm.…``, compared among specs with the same reward model)."""
+    parts: list[list[str]] = [[] for _ in specs]
+    fields = [[s.algorithm.config for s in specs], [{"budget": s.budget} for s in specs]]
+    if with_reward_model:
+        fields.append([{"reward_model": s.reward_model.name} for s in specs])
+    for items in fields:
+        for i, text in enumerate(differences(items)):
+            parts[i].append(text)
+    by_rm: dict[str, list[int]] = {}
+    for i, spec in enumerate(specs):
+        by_rm.setdefault(spec.reward_model.name, []).append(i)
+    for same_rm in by_rm.values():
+        for i, text in zip(same_rm, differences([specs[i].reward_model.config for i in same_rm], prefix="rm.")):
+            parts[i].append(text)
+    return [", ".join(p for p in row if p) for row in parts]
+
+
+def settings_labels(specs: list) -> list[str]:
+    """What tells each of ``specs`` (one benchmark's) apart in benchmark and evaluation settings."""
+    return differences([_flat_settings(spec) for spec in specs])
+
+
 def _label(rows: list[dict[str, Any]], specs: list) -> None:
     """Fill ``settings`` (what tells a section apart from the benchmark's other sections) and
     ``config`` (what tells a row apart from its algorithm's other rows in the section)."""
@@ -185,26 +210,14 @@ def _label(rows: list[dict[str, Any]], specs: list) -> None:
     for i, spec in enumerate(specs):
         by_benchmark.setdefault((spec.benchmark.name, spec.benchmark.version), []).append(i)
     for indices in by_benchmark.values():
-        texts = differences([_flat_settings(specs[i]) for i in indices])
-        for i, text in zip(indices, texts):
+        for i, text in zip(indices, settings_labels([specs[i] for i in indices])):
             rows[i]["settings"] = text
     groups: dict[tuple, list[int]] = {}
     for i, spec in enumerate(specs):
         groups.setdefault((rows[i]["benchmark"], rows[i]["version"], rows[i]["settings"], spec.algorithm.name), []).append(i)
     for indices in groups.values():
-        parts = {i: [] for i in indices}
-        for i, text in zip(indices, differences([specs[i].algorithm.config for i in indices])):
-            parts[i].append(text)
-        for i, text in zip(indices, differences([{"budget": specs[i].budget} for i in indices])):
-            parts[i].append(text)
-        by_rm: dict[str, list[int]] = {}
-        for i in indices:
-            by_rm.setdefault(specs[i].reward_model.name, []).append(i)
-        for same_rm in by_rm.values():
-            for i, text in zip(same_rm, differences([specs[i].reward_model.config for i in same_rm], prefix="rm.")):
-                parts[i].append(text)
-        for i in indices:
-            rows[i]["config"] = ", ".join(p for p in parts[i] if p)
+        for i, text in zip(indices, config_labels([specs[i] for i in indices])):
+            rows[i]["config"] = text
 
 
 # -------------------------------------------------------------------------

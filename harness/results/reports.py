@@ -10,20 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from harness.results.leaderboard import differences
+from harness.results.leaderboard import config_labels, settings_labels
 from harness.results.store import RunRecord
-
-
-def _flat_identity(spec) -> dict[str, Any]:
-    """A spec without its seed and code, as flat ``key: value`` settings."""
-    return {
-        **spec.algorithm.config,
-        "budget": spec.budget,
-        "reward_model": spec.reward_model.name,
-        **{f"rm.{k}": v for k, v in spec.reward_model.config.items()},
-        **{f"bench.{k}": v for k, v in spec.benchmark.config.items()},
-        **{f"eval.{k}": v for k, v in spec.evaluation.items()},
-    }
 
 
 def _md(text: str) -> str:
@@ -39,11 +27,12 @@ def samples_markdown(runs: list[RunRecord], samples_of, n: int) -> str:
     for r in runs:
         groups.setdefault((r.benchmark, r.algorithm), []).append(r)
     for group in groups.values():
-        # seeds are not a difference: label by the settings of the distinct specs
-        keys = list(dict.fromkeys(r.spec.experiment_key for r in group))
-        first = {r.spec.experiment_key: r for r in reversed(group)}
-        texts = dict(zip(keys, differences([_flat_identity(first[k].spec) for k in keys])))
-        labels.update({r.run_id: texts[r.spec.experiment_key] for r in group})
+        # seeds are not a difference: label the distinct experiments, as leaderboard rows are
+        specs = list({r.experiment_key: r.spec for r in group}.values())
+        texts = [", ".join(p for p in parts if p)
+                 for parts in zip(config_labels(specs, with_reward_model=True), settings_labels(specs))]  # fmt: skip
+        by_key = {spec.experiment_key: text for spec, text in zip(specs, texts)}
+        labels.update({r.run_id: by_key[r.spec.experiment_key] for r in group})
     out = []
     for r in runs:
         label = f" ({labels[r.run_id]})" if labels[r.run_id] else ""

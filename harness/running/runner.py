@@ -198,7 +198,7 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
         policy.save(run_dir / "policy.safetensors")
         status = store.finish_run(run_id, status="finished", metrics=metrics, higher_is_better=higher, budget_used=budget_used)
         if status != "finished":
-            error = store.get_run(run_id).error
+            metrics, error = {}, store.get_run(run_id).error
     except KeyboardInterrupt:
         status, error = "interrupted", "interrupted by the user (Ctrl-C)"
         store.log_curve(run_id, curve)

@@ -270,16 +270,17 @@ def write_sweep_reports(sweep: Sweep, workspace: Workspace, out_dir: Path, comma
         intro = f"# Samples: what each policy writes\n\n{header}Held-out prompts; the first {n} stored samples of each seed-{seed} run.\n\n"
         paths.append(write_atomically(out_dir / "SAMPLES.md", intro + samples_markdown(runs, workspace.store.samples, n)))
     if (entries := sweep.reports.get("reward_models")) is not None:
-        paths.append(write_atomically(out_dir / "REWARD_MODELS.md", header + _reward_model_report(sweep, workspace, entries)))
+        paths.append(write_atomically(out_dir / "REWARD_MODELS.md", _reward_model_report(sweep, workspace, entries, header)))
     return paths
 
 
-def _reward_model_report(sweep: Sweep, workspace: Workspace, entries: list) -> str:
+def _reward_model_report(sweep: Sweep, workspace: Workspace, entries: list, header: str) -> str:
     from harness.results.reports import reward_models_markdown
     from harness.running.reward_fit import reward_model_rows
 
     out = [
         "# Reward models at an equal annotation budget\n",
+        header.strip() + "\n",
         "A K-ranking costs log2(K!) pair-equivalents (the comparisons an optimal sort needs). Held-out items are "
         "drawn on eval prompts; `rm/accuracy` is agreement with the (noisy) annotator over pairs of different responses, "
         "`rm/gold_accuracy` agreement with r* over pairs whose gold differs, `rm/spearman` the rank correlation with r* "
