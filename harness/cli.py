@@ -204,7 +204,7 @@ def cmd_run(argv: list[str]) -> int:
 
 
 def _print_result(r) -> None:
-    print(f"run {r.run_id}  {r.name}  {r.status}  (key {r.spec.key[:8]}, seed {r.seed})")
+    print(f"run {r.run_id}  {r.name}  {r.status}  (key {r.spec.experiment_key[:8]}, seed {r.seed})")  # the leaderboard's key
     if r.error:
         print(f"  {'note' if r.status == 'skipped' else 'error'}: {r.error}")
     if r.status == "finished":
