@@ -153,6 +153,11 @@ def annotation_cost(k: int) -> float:
     return math.log2(math.factorial(k))
 
 
+def preference_kind(k: int) -> str:
+    """``pairs`` for K = 2, else ``K-rankings``."""
+    return "pairs" if k == 2 else f"{k}-rankings"
+
+
 @dataclass(frozen=True)
 class PreferenceRequest:
     """What preference data a reward model trains on: ``count`` items of ``k`` responses each
@@ -163,7 +168,7 @@ class PreferenceRequest:
 
     @property
     def kind(self) -> str:
-        return "pairs" if self.k == 2 else "rankings"
+        return preference_kind(self.k)
 
     @property
     def cost(self) -> float:
@@ -192,7 +197,7 @@ class PreferenceData:
 
     @property
     def kind(self) -> str:
-        return "pairs" if self.k == 2 else "rankings"
+        return preference_kind(self.k)
 
     def __len__(self) -> int:
         return len(self.items)

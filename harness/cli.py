@@ -42,25 +42,25 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+def _ascii_int(text: str, expected: str) -> int:
+    """``int(text)`` for ASCII digits only (``int`` also takes "２０００")."""
+    if text.isascii():
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+
+
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text) if text.isascii() else None
-    except ValueError:
-        value = None
-    if value is None:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    value = _ascii_int(text, "a positive integer")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
 
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text) if text.isascii() else None
-    except ValueError:
-        value = None
-    if value is None:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}")
+    value = _ascii_int(text, "an integer seed")
     if not 0 <= value < 2**63:
         raise argparse.ArgumentTypeError(f"seeds must be in 0 .. 2^63 - 1, got {value}")
     return value

@@ -128,7 +128,7 @@ def fit_on_rankings(
     model.train()
     losses: list[float] = []
     order = torch.empty(0, dtype=torch.long)
-    with bar(total, f"fit reward model ({'pairs' if k == 2 else f'{k}-rankings'})", disable=quiet, unit="step") as progress:
+    with bar(total, f"fit reward model ({preferences.kind})", disable=quiet, unit="step") as progress:
         for _ in range(total):
             if len(order) < batch_size:
                 order = torch.cat([order, torch.randperm(len(items), generator=generator)])

@@ -14,7 +14,7 @@ import torch
 
 from harness.api import PreferenceData, PreferenceItem, PreferenceRequest
 from harness.lm import sample_rollout
-from harness.pipeline.stages import PreparedBenchmark, _pick, specific_settings, stage_key
+from harness.pipeline.stages import PreparedBenchmark, pick_settings, specific_settings, stage_key
 from harness.progress import bar
 
 
@@ -52,7 +52,7 @@ def annotated_preferences(prepared: PreparedBenchmark, request: PreferenceReques
     cfg = {
         "k": request.k,
         "count": request.count,
-        **_pick(config, ["preference_eval_prompts", "annotator_noise", "temperature", "max_new_tokens"]),
+        **pick_settings(config, ["preference_eval_prompts", "annotator_noise", "temperature", "max_new_tokens"]),
         **specific_settings(config),  # the gold reward's settings decide the rankings
     }
     key = stage_key(prepared.benchmark, "preferences", prepared.keys["sft"], prepared.keys.get("judge"), cfg)
@@ -74,7 +74,7 @@ def _build(prepared: PreparedBenchmark, request: PreferenceRequest, out: Path) -
         chosen = [rng.choice(prompts) for _ in range(n_items)]
         items = []
         chunk = max(1, 1024 // k)
-        with bar(n_items, f"annotate {split} {request.kind if k == 2 else f'{k}-rankings'}", disable=prepared.quiet) as progress:
+        with bar(n_items, f"annotate {split} {request.kind}", disable=prepared.quiet) as progress:
             for start in range(0, n_items, chunk):
                 group = chosen[start : start + chunk]
                 rollout = sample_rollout(policy, prepared.tokenizer, [p for p in group for _ in range(k)], prepared.generation, generator)

@@ -40,7 +40,8 @@ from harness.rollout import GenerationSettings
 STAGE_CODE_VERSION = {"data": 1, "base_lm": 1, "sft": 1, "judge": 1, "preferences": 1}
 
 
-def _pick(config, names: list[str]) -> dict[str, Any]:
+def pick_settings(config, names: list[str]) -> dict[str, Any]:
+    """``{name: value}`` of the named config fields (a stage's inputs)."""
     return {n: getattr(config, n) for n in names}
 
 
@@ -105,20 +106,20 @@ class _Builder:
     def build(self) -> PreparedBenchmark:
         c, b = self.config, self.benchmark
         data_only = {k: v for k, v in specific_settings(c).items() if k not in b.gold_settings}
-        data_cfg = {**_pick(c, ["seed", "corpus_size", "sft_size"]), **data_only}
+        data_cfg = {**pick_settings(c, ["seed", "corpus_size", "sft_size"]), **data_only}
         self.data_dir = self.cache.get_or_build("data", self._key("data", data_cfg), self._build_data, data_cfg)
         self.tokenizer = load_tokenizer(self.data_dir / "tokenizer")
         prompts = json.loads((self.data_dir / "prompts.json").read_text())
 
-        base_cfg = _pick(c, ["policy_layers", "policy_width", "policy_heads", "max_positions", "pretrain_epochs", "pretrain_lr"])
+        base_cfg = pick_settings(c, ["policy_layers", "policy_width", "policy_heads", "max_positions", "pretrain_epochs", "pretrain_lr"])
         base_dir = self.cache.get_or_build("base_lm", self._key("base_lm", self.keys["data"], base_cfg), self._build_base, base_cfg)
-        sft_cfg = _pick(c, ["sft_epochs", "sft_lr"])
+        sft_cfg = pick_settings(c, ["sft_epochs", "sft_lr"])
         sft_dir = self.cache.get_or_build(
             "sft", self._key("sft", self.keys["base_lm"], sft_cfg), lambda out: self._build_sft(base_dir, out), sft_cfg
         )
         judge_dir = None
         if c.judge_layers > 0:
-            judge_cfg = _pick(c, ["judge_layers", "judge_width", "judge_epochs", "max_positions"])
+            judge_cfg = pick_settings(c, ["judge_layers", "judge_width", "judge_epochs", "max_positions"])
             judge_dir = self.cache.get_or_build("judge", self._key("judge", self.keys["data"], judge_cfg), self._build_judge, judge_cfg)
         return PreparedBenchmark(
             benchmark=b, cache=self.cache, device=self.device, tokenizer=self.tokenizer, train_prompts=prompts["train"],
