@@ -1,6 +1,6 @@
 """The public contract: everything a plugin or a benchmark may import from the core, besides the
-LM toolkit :mod:`harness.lm`. A test fails if a module under ``plugins/`` or ``benchmarks/``
-imports any other part of ``harness``.
+LM toolkit :mod:`harness.lm` and the dataset adapters :mod:`harness.data`. A test fails if a
+module under ``plugins/`` or ``benchmarks/`` imports any other part of ``harness``.
 
 What a plugin implements (each declares a unique ``name``, a one-line ``description`` and a
 ``Config`` dataclass whose fields become CLI flags):
@@ -29,6 +29,7 @@ import torch
 from harness import hookimpl
 from harness.config import config_dict, help_field
 from harness.errors import NonFiniteError, UsageError
+from harness.pipeline.cache import source_fingerprint
 from harness.pipeline.config import BenchmarkConfig
 from harness.rollout import GenerationSettings, Rollout
 
@@ -39,7 +40,7 @@ __all__ = [
     "Benchmark", "BenchmarkConfig", "Budget", "BudgetExceeded", "EvalBatch", "Evaluator", "FittedRewardModel",
     "GenerationSettings", "NonFiniteError", "Plugin", "Policy", "PolicyOptimizer", "PreferenceData", "PreferenceItem",
     "PreferenceRequest", "RewardFitContext", "RewardModel", "Rollout", "RunInfo", "TrainContext", "UsageError",
-    "annotation_cost", "config_dict", "help_field", "hookimpl",
+    "annotation_cost", "config_dict", "help_field", "hookimpl", "source_fingerprint",
 ]  # fmt: skip
 
 
@@ -242,13 +243,19 @@ class RewardFitContext:
         initial_model: Callable[[], PreTrainedModel],
         normalisation_samples: Callable[[], Rollout],
         quiet: bool = False,
+        own_tokenizer: bool = False,
     ):
         self.preferences, self.tokenizer, self.generation = preferences, tokenizer, generation
         self.device, self.seed, self.quiet = device, seed, quiet
+        #: True when :meth:`initial_model` is not π_sft but the benchmark's ``reward_model_base``
+        #: with a tokenizer of its own (:attr:`tokenizer`, which :attr:`preferences` use too): a
+        #: fitted model must then re-tokenize the policy's rollouts (``ClassifierReward(tokenizer=…)``)
+        self.own_tokenizer = own_tokenizer
         self._initial_model, self._normalisation_samples = initial_model, normalisation_samples
 
     def initial_model(self) -> PreTrainedModel:
-        """A fresh copy of π_sft on :attr:`device` (InstructGPT initialises its RM from it)."""
+        """A fresh copy of π_sft on :attr:`device` (InstructGPT initialises its RM from it), or of
+        the benchmark's ``reward_model_base`` when it has one."""
         return self._initial_model()
 
     @cached_property
@@ -321,6 +328,9 @@ class TrainContext:
     run_dir: Path
     log: Callable[[int, dict[str, float]], None]  # log(step, {"loss/policy": ...}): stored curves
     quiet: bool = False
+    #: the annotated preferences the optimizer asked for (:meth:`PolicyOptimizer.preference_request`;
+    #: offline methods such as DPO learn from them), else ``None``
+    preferences: PreferenceData | None = None
     #: seeded with :attr:`seed`: the default source of randomness for sampling and shuffling
     generator: torch.Generator = field(default=None)  # type: ignore[assignment]
 
@@ -377,6 +387,13 @@ class PolicyOptimizer(Plugin):
         ``ppo-nokl``), so that one experiment has one name however it was spelt."""
         return cls.name
 
+    def preference_request(self, annotation_budget: int, default_k: int) -> PreferenceRequest | None:
+        """The preference data this algorithm learns from directly (offline methods such as DPO),
+        within ``annotation_budget`` pair-equivalents — the same budget, annotator and prompts a
+        reward model gets; it reaches :meth:`train` as ``ctx.preferences`` and is charged as
+        annotations. Default ``None``: the algorithm learns from the proxy reward model only."""
+        return None
+
     @abc.abstractmethod
     def train(self, ctx: TrainContext) -> Policy:
         """Optimize ``ctx.model`` within ``ctx.budget`` and return the final policy."""
@@ -397,7 +414,7 @@ class EvalBatch:
         ref_policy: Policy,
         rollout: Rollout,
         ref_rollout: Rollout,
-        gold: Callable[[Rollout], torch.Tensor],
+        gold: Callable[[Rollout], torch.Tensor] | None,
         proxy: FittedRewardModel,
         temperature: float,
     ):
@@ -409,12 +426,21 @@ class EvalBatch:
         self.proxy_model = proxy
         self.temperature = temperature
 
+    @property
+    def has_gold(self) -> bool:
+        """Whether the benchmark has a gold reward (evaluators with ``needs_gold`` run only then)."""
+        return self._gold is not None
+
     @cached_property
     def gold(self) -> torch.Tensor:
+        if self._gold is None:
+            raise UsageError("this benchmark has no gold reward r*: an evaluator that reads it must set needs_gold = True")
         return self._gold(self.rollout)
 
     @cached_property
     def ref_gold(self) -> torch.Tensor:
+        if self._gold is None:
+            raise UsageError("this benchmark has no gold reward r*: an evaluator that reads it must set needs_gold = True")
         return self._gold(self.ref_rollout)
 
     @cached_property
@@ -439,6 +465,9 @@ class Evaluator(Plugin):
 
     #: metric key → True when higher is better (the leaderboard prints ↑/↓).
     higher_is_better: ClassVar[dict[str, bool | None]] = {}
+    #: whether it reads ``batch.gold``/``batch.ref_gold``: on a benchmark without a gold reward
+    #: it is skipped and its metrics are stored as not measured (NaN, shown as "–").
+    needs_gold: ClassVar[bool] = False
 
     @abc.abstractmethod
     def evaluate(self, batch: EvalBatch) -> dict[str, float]:
@@ -461,6 +490,23 @@ class Benchmark(Plugin):
     #: Config fields that only the gold reward reads: changing one re-annotates preferences
     #: but does not rebuild the corpus, the base LM or π_sft.
     gold_settings: ClassVar[tuple[str, ...]] = ()
+    #: The loaded policy's tokenizer when π_sft is loaded (``--policy-model``), else ``None``: set
+    #: by the pipeline before the data methods are called, so that a benchmark renders prompts
+    #: with the model's chat template (``harness.data.render_prompt``).
+    chat_tokenizer: Any = None
+
+    def data_fingerprint(self) -> str:
+        """A digest of the local files the data methods read (part of the data stage's cache key,
+        so that an edited file rebuilds; :func:`source_fingerprint` makes one). Default: nothing
+        read from disk."""
+        return ""
+
+    def human_preferences(self, rng) -> list[PreferenceItem] | None:
+        """Real human preferences (pairs or K-wise rankings, best → worst; K may vary), which
+        reward models and offline optimizers then learn from instead of the simulated
+        annotator's; held-out items measure the fits against the human labels. Default ``None``:
+        the simulated annotator labels π_sft's samples by the gold reward."""
+        return None
 
     @abc.abstractmethod
     def corpus(self, rng) -> list[str]:
@@ -475,11 +521,13 @@ class Benchmark(Plugin):
         """(train prompts, held-out eval prompts); no string in both."""
 
     @abc.abstractmethod
-    def gold_reward(self, judge) -> Callable[[list[str], list[str], torch.Tensor], torch.Tensor]:
-        """The gold reward r*: ``(prompts, responses, ended) -> scores``. ``judge`` offers
-        ``judge.judge_fluency(texts)`` (the judge LM's standardised log-likelihood) when the
-        benchmark has a judge LM. Hidden from every optimizer and reward model; only the
-        annotator and the evaluators call it."""
+    def gold_reward(self, judge) -> Callable[[list[str], list[str], torch.Tensor], torch.Tensor] | None:
+        """The gold reward r*: ``(prompts, responses, ended) -> scores``, or ``None`` when the
+        benchmark has none (then the evaluators that need it are skipped, their metrics shown as
+        "–", and preferences must be human). ``judge`` offers ``judge.judge_fluency(texts)`` (the
+        judge LM's standardised log-likelihood) when the benchmark has a judge LM and
+        ``judge.device``. Hidden from every optimizer and reward model; only the annotator and the
+        evaluators call it."""
 
 
 @dataclass

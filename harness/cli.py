@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -143,6 +144,10 @@ def _run_base_parser(add_help: bool) -> ArgumentParser:
     parser.add_argument("--budget", type=_positive_int, default=None, help="training episodes (default: the benchmark's)")
     parser.add_argument("--benchmark-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a benchmark setting (repeatable; the list is below)")  # fmt: skip
+    parser.add_argument("--policy-model", metavar="ID_OR_PATH",
+                        help="start π_sft from this causal LM (hub id or local folder): --benchmark-set policy_model=…")  # fmt: skip
+    parser.add_argument("--reward-model-base", metavar="ID_OR_PATH",
+                        help="initialise reward models from this causal LM, not π_sft: --benchmark-set reward_model_base=…")  # fmt: skip
     _workspace_args(parser)
     return parser
 
@@ -153,6 +158,12 @@ def _benchmark_epilog(name: str, cls) -> str:
     lines = [f"benchmark {name!r} settings (--benchmark-set KEY=VALUE), with their defaults:"]
     lines += [f"  {f'{key}={default!r}':<30} {text}" for key, default, text in field_help(cls.Config)]
     return "\n".join(lines)
+
+
+def _benchmark_settings(args) -> list[str]:
+    """``--benchmark-set`` items, with the shorthand flags spelt out (the same spec either way)."""
+    shorthand = {"policy_model": args.policy_model, "reward_model_base": args.reward_model_base}
+    return list(args.benchmark_set) + [f"{key}={value}" for key, value in shorthand.items() if value]
 
 
 def parse_run(argv: list[str], host=None):
@@ -179,7 +190,7 @@ def parse_run(argv: list[str], host=None):
     specs = make_specs(
         host,
         benchmark=args.benchmark,
-        bench_config=parse_overrides(bench.cls.Config, args.benchmark_set, what=f"--benchmark-set ({args.benchmark})"),
+        bench_config=parse_overrides(bench.cls.Config, _benchmark_settings(args), what=f"--benchmark-set ({args.benchmark})"),
         algorithm=args.algo,
         algo_config=build_config(algo.cls.Config, args, what=f"--algo {args.algo}"),
         reward_model=args.reward_model,
@@ -203,6 +214,11 @@ def cmd_run(argv: list[str]) -> int:
     return 0 if all(r.status in ("finished", "skipped") for r in results) else 1
 
 
+def _value(value: float | None, fmt: str = " .4f") -> str:
+    """A metric as text; "–" (not measured) for NaN or ``None``, e.g. gold on a benchmark without r*."""
+    return " –" if value is None or math.isnan(value) else format(value, fmt)
+
+
 def _print_result(r) -> None:
     print(f"run {r.run_id}  {r.name}  {r.status}  (key {r.spec.experiment_key[:8]}, seed {r.seed})")  # the leaderboard's key
     if r.error:
@@ -210,7 +226,7 @@ def _print_result(r) -> None:
     if r.status == "finished":
         for key in sorted(r.metrics):
             if key.startswith("eval/"):
-                print(f"  {key:<18} {r.metrics[key]: .4f}")
+                print(f"  {key:<18} {_value(r.metrics[key])}")
 
 
 # -------------------------------------------------------------------------
@@ -306,7 +322,7 @@ def cmd_show(argv: list[str]) -> int:
         if r.metrics:
             print("metrics:")
             for key in sorted(r.metrics):
-                print(f"  {key:<24} {r.metrics[key]: .4f}")
+                print(f"  {key:<24} {_value(r.metrics[key])}")
         curves = store.curves(r.run_id)
         if len(curves):
             print(f"training curve: {len(curves)} steps; last step:")
@@ -315,7 +331,7 @@ def cmd_show(argv: list[str]) -> int:
                 if key != "step":
                     print(f"  {key:<28} {last[key]: .4f}")
         for s in store.samples(r.run_id, limit=args.samples):
-            print(f"sample (gold {s['gold']:+.3f}, proxy {s['proxy']:+.3f}): {s['prompt']} ▸ {s['response']}")
+            print(f"sample (gold {_value(s['gold'], '+.3f')}, proxy {_value(s['proxy'], '+.3f')}): {s['prompt']} ▸ {s['response']}")
     return 0
 
 
@@ -406,6 +422,12 @@ def cmd_sweep(argv: list[str]) -> int:
     return 1 if outcome.failed else 0
 
 
+def cmd_data(argv: list[str]) -> int:
+    from harness.data.cli import data_command
+
+    return data_command(argv)
+
+
 def cmd_reward_models(argv: list[str]) -> int:
     """Held-out quality of reward models fitted on one benchmark's annotations (cached fits)."""
     from harness.config import parse_overrides
@@ -454,6 +476,7 @@ CORE_COMMANDS = {
     "cache": cmd_cache,
     "sweep": cmd_sweep,
     "reward-models": cmd_reward_models,
+    "data": cmd_data,
 }
 
 

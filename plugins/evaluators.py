@@ -16,6 +16,7 @@ class GoldReward(Evaluator):
     name = "gold"
     description = "mean gold reward r* of the policy's samples on held-out prompts"
     higher_is_better = {"eval/gold": True}
+    needs_gold = True
 
     def evaluate(self, batch: EvalBatch) -> dict[str, float]:
         return {"eval/gold": _mean(batch.gold)}
@@ -46,6 +47,7 @@ class WinRate(Evaluator):
     name = "win-rate"
     description = "win rate against π_sft on the same prompts, judged by r* (ties count half)"
     higher_is_better = {"eval/win_rate": True}
+    needs_gold = True
 
     def evaluate(self, batch: EvalBatch) -> dict[str, float]:
         result = load_metric("win_rate").compute(predictions=batch.gold.tolist(), references=batch.ref_gold.tolist())

@@ -205,12 +205,16 @@ class AdaptiveKLController(FixedKLController):
 
 
 def make_critic(ctx: TrainContext, init: str, seed: int):
-    """A GPT-2 sequence classifier used per token: [N] 13 critic initialised from the reward
-    model (a deep copy: the RM itself stays frozen), or from the policy when asked or when the RM
-    has no model; [B] 3 value head initialised to zero, so that V = 0 at the start (the reward
-    head's N(0, 1/√(d+1)) initialisation is the RM plugin's, harness.lm.lm_to_classifier)."""
+    """A sequence classifier used per token: [N] 13 critic initialised from the reward model (a
+    deep copy: the RM itself stays frozen) when it can read the policy's tokens per token
+    (harness.lm.can_be_critic: same vocabulary, a backbone and a score head), else from the
+    policy (also when asked, or when the RM has no model); [B] 3 value head initialised to zero,
+    so that V = 0 at the start (the reward head's N(0, 1/√(d+1)) initialisation is the RM
+    plugin's, harness.lm.lm_to_classifier)."""
+    from harness.lm import can_be_critic
+
     rm_model = getattr(ctx.reward_model, "model", None)
-    if init == "reward_model" and rm_model is not None and hasattr(rm_model, "transformer"):
+    if init == "reward_model" and rm_model is not None and can_be_critic(rm_model, ctx.model):
         critic = copy.deepcopy(rm_model)
     else:
         critic = lm_to_classifier(ctx.model, seed=seed)

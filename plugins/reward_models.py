@@ -48,7 +48,8 @@ class Pairwise(RewardModel):
         model = lm_to_classifier(ctx.initial_model(), seed=ctx.seed).to(ctx.device)
         fit_on_rankings(model, ctx.preferences, epochs=c.epochs, lr=c.lr, batch_size=c.batch_size, seed=ctx.seed,
                         device=ctx.device, loss_fn=self._loss(), quiet=ctx.quiet)  # fmt: skip
-        fitted = ClassifierReward(model)
+        # The RM reads its own tokens when its base is not π_sft (reward_model_base).
+        fitted = ClassifierReward(model, tokenizer=ctx.tokenizer if ctx.own_tokenizer else None)
         if c.normalise:
             fitted.normalise_on(ctx.normalisation_rollout)
         return fitted

@@ -18,8 +18,8 @@ from tests.conftest import TINY_FLAGS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-#: what a plugin or benchmark may import from the core: the contract and the LM toolkit
-CONTRACT = {"harness", "harness.api", "harness.lm"}
+#: what a plugin or benchmark may import from the core: the contract, the LM toolkit, the dataset adapters
+CONTRACT = {"harness", "harness.api", "harness.lm", "harness.data"}
 
 
 def readme_example() -> str:
@@ -187,13 +187,14 @@ def test_plugins_and_benchmarks_import_only_the_contract():
         bad = _core_imports_outside_the_contract(path.read_text())
         if bad:
             offenders[str(path.relative_to(ROOT))] = sorted(bad)
-    assert not offenders, f"imports outside harness.api / harness.lm: {offenders}"
+    assert not offenders, f"imports outside harness.api / harness.lm / harness.data: {offenders}"
     assert not _core_imports_outside_the_contract(readme_example())
     # the check itself catches an internal import, in both spellings
     assert _core_imports_outside_the_contract("from harness.pipeline.judge import Judge") == {"harness.pipeline.judge"}
     assert _core_imports_outside_the_contract("import harness.running.runner") == {"harness.running.runner"}
     assert _core_imports_outside_the_contract("from harness import config") == {"harness.config"}
     assert _core_imports_outside_the_contract("from harness.lm.fast_gpt2 import gpt2_sample") == {"harness.lm.fast_gpt2"}
+    assert _core_imports_outside_the_contract("from harness.data.oasst import x") == {"harness.data.oasst"}
     assert not _core_imports_outside_the_contract("from harness.lm import sample_batch\nfrom harness import api, hookimpl")
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import (
+    AutoModelForSequenceClassification,
     GPT2Config,
-    GPT2ForSequenceClassification,
     GPT2LMHeadModel,
     PreTrainedTokenizerFast,
 )
@@ -79,16 +79,20 @@ def new_lm(tokenizer, shape: LMShape, seed: int) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(gpt2_config(tokenizer, shape))
 
 
-def lm_to_classifier(lm: GPT2LMHeadModel, seed: int) -> GPT2ForSequenceClassification:
-    """A sequence classifier (num_labels=1) whose backbone is ``lm``'s; its score head is
-    initialised N(0, 1/√(d+1)) ([B] 3). It reads the last non-pad token (``pad_token_id``)."""
+def lm_to_classifier(lm, seed: int):
+    """A sequence classifier (num_labels=1, ``AutoModelForSequenceClassification``) of ``lm``'s
+    architecture whose backbone (``base_model``) has ``lm``'s weights; its score head is
+    initialised N(0, 1/√(d+1)) ([B] 3), d the hidden size. It reads the row at an explicit
+    index (``classifier_scores``), never ``pad_token_id``. For a GPT-2 this is the same model,
+    draw for draw from ``seed``, as the ``GPT2ForSequenceClassification`` built before (cached
+    reward models rely on it)."""
     base = {k: v for k, v in lm.config.to_dict().items() if k not in ("id2label", "label2id", "architectures")}
-    config = GPT2Config.from_dict({**base, "num_labels": 1})
+    config = type(lm.config).from_dict({**base, "num_labels": 1})
     config.pad_token_id = None  # rows are scored at an explicit index, see reward_models
     torch.manual_seed(seed)
-    clf = GPT2ForSequenceClassification(config)
-    clf.transformer.load_state_dict(lm.transformer.state_dict())
-    torch.nn.init.normal_(clf.score.weight, std=1 / math.sqrt(config.n_embd + 1))
+    clf = AutoModelForSequenceClassification.from_config(config)
+    clf.base_model.load_state_dict(lm.base_model.state_dict())
+    torch.nn.init.normal_(clf.score.weight, std=1 / math.sqrt(config.hidden_size + 1))
     return clf
 
 
@@ -123,7 +127,8 @@ def train_causal_lm(
     sched = torch.optim.lr_scheduler.LambdaLR(
         optim, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
     )
-    fill = model.config.eos_token_id
+    eos = model.config.eos_token_id  # a list for some pretrained models (Llama 3), None for others
+    fill = eos[0] if isinstance(eos, (list, tuple)) else (0 if eos is None else eos)  # any id: padding is masked, unlabelled
     losses = []
     model.train()
     order: list[int] = []
@@ -179,8 +184,3 @@ def mean_token_log_likelihood(model, tokenizer, texts: list[str], batch_size: in
         tmask = mask[:, 1:].to(device)
         out[start : start + len(chunk)] = ((logp * tmask).sum(1) / tmask.sum(1)).cpu()
     return out
-
-
-def load_causal_lm(folder: Path | str, device: torch.device | str = "cpu") -> GPT2LMHeadModel:
-    """A saved causal LM (``save_pretrained`` folder: safetensors weights) on ``device``, in eval mode."""
-    return GPT2LMHeadModel.from_pretrained(str(folder)).to(device).eval()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from transformers import PreTrainedModel
 
 from harness.lm.sampling import encode_prompts, sample_responses, sequence_inputs, token_log_probs
 from harness.rollout import Rollout
@@ -25,14 +26,19 @@ from harness.rollout import Rollout
 
 
 def is_plain_gpt2(model) -> bool:
-    """A GPT-2 whose forward :func:`gpt2_hidden` reproduces (the harness builds only these)."""
+    """A GPT-2 whose forward :func:`gpt2_hidden` reproduces: the embedded benchmarks' models, and
+    a pretrained GPT-2 of the default configuration (its ``gelu_new`` is the model's own
+    activation module, which the fast path calls; its dropout is off in eval mode)."""
     config, transformer = getattr(model, "config", None), getattr(model, "transformer", None)
     return (
         type(transformer).__name__ == "GPT2Model"
+        # one 1/√d_head scale per layer: the stacked path takes layer i's scale from the first model
         and config.scale_attn_weights
         and not config.scale_attn_by_inverse_layer_idx
         and not config.reorder_and_upcast_attn
         and not config.add_cross_attention
+        # the sampler's KV cache is float32 and the numbers are checked in float32 only
+        and transformer.wte.weight.dtype == torch.float32
         and not model.training  # dropout is skipped below: [B]/[N] 8 keeps every model in eval mode
     )
 
@@ -145,17 +151,34 @@ def response_hidden(models: list, rollout: Rollout) -> list[torch.Tensor]:
         return list(hidden.unbind(0))
     if len(models) > 1:
         return [h for m in models for h in response_hidden([m], rollout)]
-    out = models[0].transformer(input_ids=input_ids, attention_mask=attention, position_ids=positions).last_hidden_state
+    # base_model: the backbone of any transformers LM or classifier (GPT-2's .transformer, Llama's
+    # .model); explicit position ids make left padding start every row at position 0
+    out = models[0].base_model(input_ids=input_ids, attention_mask=attention, position_ids=positions).last_hidden_state
     return [out[:, start : start + width]]
 
 
 def lm_logits(model, hidden: torch.Tensor, temperature: float) -> torch.Tensor:
-    """[B] 5 logits / T, as they were sampled."""
-    return model.lm_head(hidden).float() / temperature
+    """[B] 5 logits / T, as they were sampled (the LM head: ``lm_head`` for GPT-2 and Llama)."""
+    return model.get_output_embeddings()(hidden).float() / temperature
 
 
 def critic_values(critic, hidden: torch.Tensor) -> torch.Tensor:
     return critic.score(hidden).squeeze(-1).float()
+
+
+def can_be_critic(classifier, policy) -> bool:
+    """Whether sequence classifier ``classifier`` (a reward model) can serve as ``policy``'s
+    per-token critic through :func:`response_hidden` and :func:`critic_values`: a transformers
+    model with a backbone and a one-output ``score`` head, embedding the same vocabulary as the
+    policy (it reads the policy's token ids). Its architecture may differ from the policy's."""
+    score = getattr(classifier, "score", None)
+    return (
+        isinstance(classifier, PreTrainedModel)
+        and classifier.base_model is not classifier
+        and isinstance(score, torch.nn.Linear)
+        and score.out_features == 1
+        and classifier.get_input_embeddings().weight.shape[0] == policy.get_input_embeddings().weight.shape[0]
+    )
 
 
 def policy_logits(model, rollout: Rollout, temperature: float) -> torch.Tensor:

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import GPT2ForSequenceClassification
+from transformers import PreTrainedModel
 
 from harness.api import FittedRewardModel, PreferenceData, PreferenceItem
+from harness.lm.pretrained import load_pretrained_tokenizer, load_sequence_classifier
 from harness.lm.sampling import rollout_from_texts, sequence_inputs
 from harness.rollout import Rollout
 
@@ -17,9 +18,10 @@ from harness.rollout import Rollout
 def classifier_scores(model, rollout: Rollout) -> torch.Tensor:
     """The classifier's scalar at the last real token of query + response ([B] 1, [N] 11):
     queries are left-padded and responses right-padded, so that token sits at column
-    ``Tq + length − 1``. Differentiable (used for fitting); ``[B]``."""
+    ``Tq + length − 1``. Differentiable (used for fitting); ``[B]``. Any transformers sequence
+    classifier: its backbone (``base_model``) with explicit position ids, then its ``score``."""
     input_ids, attention, positions = sequence_inputs(rollout)
-    hidden = model.transformer(input_ids=input_ids, attention_mask=attention, position_ids=positions).last_hidden_state
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention, position_ids=positions).last_hidden_state
     last = rollout.query_ids.size(1) + rollout.lengths - 1
     picked = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
     return model.score(picked).squeeze(-1).float()
@@ -30,13 +32,23 @@ class ClassifierReward(FittedRewardModel):
     set so that π_sft's samples score mean 0 and std 1 ([B] 2, [N]): a KL coefficient then
     means the same on every benchmark."""
 
-    def __init__(self, model: GPT2ForSequenceClassification, gain: float = 1.0, bias: float = 0.0, metrics=None):
+    def __init__(self, model: PreTrainedModel, gain: float = 1.0, bias: float = 0.0, metrics=None, tokenizer=None):
         self.model = model.eval()
         self.gain, self.bias = gain, bias
         self.metrics = dict(metrics or {})
+        #: the RM's own tokenizer when it is not the policy's (``reward_model_base``): rollouts
+        #: are then re-tokenized from their texts before scoring; ``None``: score the ids as they are
+        self.tokenizer = tokenizer
+
+    def _own_tokens(self, rollout: Rollout) -> Rollout:
+        if self.tokenizer is None or rollout.tokenizer is self.tokenizer:
+            return rollout
+        device = next(self.model.parameters()).device
+        return rollout_from_texts(self.tokenizer, rollout.prompts, rollout.responses, ended=rollout.ended.tolist(), device=device)
 
     @torch.no_grad()
     def raw_scores(self, rollout: Rollout, batch_size: int = 512) -> torch.Tensor:
+        rollout = self._own_tokens(rollout)
         parts = [classifier_scores(self.model, rollout.select(list(range(s, min(s + batch_size, len(rollout))))))
                  for s in range(0, len(rollout), batch_size)]
         return torch.cat(parts)
@@ -51,13 +63,16 @@ class ClassifierReward(FittedRewardModel):
 
     def save(self, folder: Path) -> None:
         self.model.save_pretrained(str(folder / "model"))
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(str(folder / "tokenizer"))
         (folder / "reward.json").write_text(json.dumps({"gain": self.gain, "bias": self.bias, "metrics": self.metrics}))
 
     @classmethod
     def load(cls, folder: Path, device) -> ClassifierReward:
-        model = GPT2ForSequenceClassification.from_pretrained(str(folder / "model")).to(device)
+        model = load_sequence_classifier(folder / "model", device)  # safetensors only, any architecture
         info = json.loads((folder / "reward.json").read_text())
-        return cls(model, info["gain"], info["bias"], info["metrics"])
+        tokenizer = load_pretrained_tokenizer(folder / "tokenizer") if (folder / "tokenizer").exists() else None
+        return cls(model, info["gain"], info["bias"], info["metrics"], tokenizer=tokenizer)
 
 
 def items_rollout(tokenizer, items: list[PreferenceItem], device) -> tuple[Rollout, list[int]]:

@@ -1,7 +1,8 @@
-"""The simulated annotator: π_sft's samples ranked by a noisy draw from the gold reward r*, as
-preference data for reward models (AlpacaFarm's simulated annotators; Gao et al.'s gold/proxy
-set-up). The train split reaches reward models without gold; the held-out split keeps gold for
-the harness's own measurement of each fitted RM."""
+"""Preference data for reward models and offline optimizers: either the simulated annotator —
+π_sft's samples ranked by a noisy draw from the gold reward r* (AlpacaFarm's simulated
+annotators; Gao et al.'s gold/proxy set-up) — or, when the benchmark has them, real human
+preferences. The train split reaches reward models without gold; the held-out split keeps gold
+(when there is one) for the harness's own measurement of each fitted RM."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import torch
 
 from harness.api import PreferenceData, PreferenceItem, PreferenceRequest
+from harness.errors import UsageError
 from harness.lm import sample_rollout
 from harness.pipeline.stages import PreparedBenchmark, pick_settings, specific_settings, stage_key
 from harness.progress import bar
@@ -31,9 +33,10 @@ def annotate(gold: torch.Tensor, noise: float, generator: torch.Generator) -> li
 
 @dataclass
 class AnnotatedItem(PreferenceItem):
-    """A held-out item with the gold score of each response (for measuring reward models)."""
+    """A held-out item with the gold score of each response (for measuring reward models);
+    ``None`` for human preferences on a benchmark without a gold reward."""
 
-    gold: list[float]
+    gold: list[float] | None
 
 
 @dataclass
@@ -48,6 +51,8 @@ def annotated_preferences(prepared: PreparedBenchmark, request: PreferenceReques
     """``request.count`` train items of ``request.k`` responses (π_sft's samples on train prompts)
     and the benchmark's ``preference_eval_prompts`` held-out items on eval prompts, ranked by the
     annotator; cached under π_sft, the judge and every setting the rankings depend on."""
+    if prepared.human_preferences is not None:
+        return human_preferences(prepared, request)
     config = prepared.config
     cfg = {
         "k": request.k,
@@ -86,3 +91,39 @@ def _build(prepared: PreparedBenchmark, request: PreferenceRequest, out: Path) -
                 progress.update(len(group))
         result[split] = items
     (out / "preferences.json").write_text(json.dumps(result))
+
+
+def human_preferences(prepared: PreparedBenchmark, request: PreferenceRequest) -> AnnotatedPreferences:
+    """``request`` served from the benchmark's human preferences: a seeded shuffle, the first
+    ``preference_eval_prompts`` items held out, at most ``request.count`` train items. An item of
+    more than K responses gives K of them chosen at random, in their human order (a sub-ranking
+    of a ranking is a ranking); items with fewer are skipped. Prompts longer than
+    ``max_positions − max_new_tokens`` tokens are skipped, and responses are cut to
+    ``max_new_tokens`` tokens (then they count as not ended), as the policy's own would be."""
+    config, k = prepared.config, request.k
+    rng = random.Random(config.seed + 3)
+    raw = json.loads(prepared.human_preferences.read_text())
+    rng.shuffle(raw)
+    room, limit, tokenizer = prepared.config.max_positions - config.max_new_tokens, config.max_new_tokens, prepared.tokenizer
+    items: list[AnnotatedItem] = []
+    for record in raw:
+        if len(record["responses"]) < k or len(tokenizer(record["prompt"], add_special_tokens=False)["input_ids"]) > room:
+            continue
+        keep = sorted(rng.sample(range(len(record["responses"])), k))
+        order = [keep.index(i) for i in record["ranking"] if i in keep]
+        texts, ended = [], []
+        for i in keep:
+            ids = tokenizer(record["responses"][i], add_special_tokens=False)["input_ids"]
+            texts.append(tokenizer.decode(ids[:limit]) if len(ids) >= limit else record["responses"][i])
+            ended.append(bool(record["ended"][i]) and len(ids) < limit)  # EOS must fit too
+        items.append(AnnotatedItem(record["prompt"], texts, ended, order, None))
+    held_out, train = items[: config.preference_eval_prompts], items[config.preference_eval_prompts :][: request.count]
+    if not train:
+        raise UsageError(f"benchmark {prepared.benchmark.name}: no human {request.kind} left for training after "
+                         f"{len(held_out)} held-out items (of {len(raw)} records, {len(items)} with ≥ {k} responses and a prompt "
+                         f"that fits); lower preference_eval_prompts or ask for pairs")  # fmt: skip
+    plain = [PreferenceItem(i.prompt, i.responses, i.ended, i.ranking) for i in train]
+    key = stage_key(prepared.benchmark, "preferences", prepared.keys["data"], "human", k, request.count,
+                    pick_settings(config, ["preference_eval_prompts", "max_new_tokens", "max_positions"]))  # fmt: skip
+    served = PreferenceRequest(k=k, count=len(train))
+    return AnnotatedPreferences(served, PreferenceData(plain, k, tokenizer), held_out, key)

@@ -9,6 +9,9 @@ from harness.config import help_field
 from harness.rollout import GenerationSettings
 
 
+SFT_TRAINERS = ("auto", "trl", "lean")
+
+
 def judge_heads(width: int) -> int:
     """Attention heads of a judge LM: one per 64 dimensions."""
     return max(1, width // 64)
@@ -19,6 +22,17 @@ class BenchmarkConfig:
     """Settings shared by embedded benchmarks. Override with ``--benchmark-set key=value``."""
 
     seed: int = help_field("seed of everything the benchmark builds (data, base LM, π_sft, RM data)", 1234)
+    policy_model: str = help_field(
+        "start from this causal LM (a hub id or a local save_pretrained folder, with its tokenizer and chat "
+        "template; SFT on the benchmark's demonstrations when sft_epochs > 0) instead of building one "
+        "(''; the policy_* and pretrain_* settings then do not apply; also --policy-model)",
+        "",
+    )
+    reward_model_base: str = help_field(
+        "initialise reward models from this causal LM (hub id or local folder, its own tokenizer: texts are "
+        "re-tokenized for it) instead of π_sft (''; InstructGPT's choice; also --reward-model-base)",
+        "",
+    )
     corpus_size: int = help_field("pretraining texts", 20000)
     sft_size: int = help_field("SFT (prompt, response) demonstrations", 5000)
     policy_layers: int = help_field("GPT-2 layers of the policy", 2)
@@ -29,6 +43,11 @@ class BenchmarkConfig:
     pretrain_lr: float = help_field("pretraining learning rate", 1e-3)
     sft_epochs: float = help_field("SFT epochs", 1.0)
     sft_lr: float = help_field("SFT learning rate", 5e-4)
+    sft_trainer: str = help_field(
+        "SFT loop: 'trl' (TRL's SFTTrainer: completion-only loss, EOS appended), 'lean' (the harness's own loop, "
+        "faster at embedded sizes) or 'auto' (TRL for a --policy-model, lean for a built one)",
+        "auto",
+    )
     judge_layers: int = help_field("GPT-2 layers of the judge LM behind gold fluency (0: no judge)", 0)
     judge_width: int = help_field("width of the judge LM", 192)
     judge_epochs: float = help_field("judge LM epochs over the corpus", 1.0)
@@ -55,8 +74,15 @@ class BenchmarkConfig:
             raise ValueError(f"judge_width ({self.judge_width}) must be a multiple of {judge_heads(self.judge_width)} (its heads)")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.sft_trainer not in SFT_TRAINERS:
+            raise ValueError(f"sft_trainer must be one of {', '.join(SFT_TRAINERS)}, got {self.sft_trainer!r}")
         if not 2 <= self.ranking_k <= 9:
             raise ValueError(f"ranking_k must be in 2..9, got {self.ranking_k}")
+
+    @property
+    def uses_trl_sft(self) -> bool:
+        """Whether π_sft is fine-tuned with TRL's SFTTrainer (else the lean loop)."""
+        return self.sft_trainer == "trl" or (self.sft_trainer == "auto" and bool(self.policy_model))
 
     @property
     def generation(self) -> GenerationSettings:

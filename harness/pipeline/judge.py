@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from harness.errors import UsageError
 from harness.lm import load_causal_lm, mean_token_log_likelihood
 from harness.rollout import Rollout
 
@@ -41,8 +42,15 @@ class Judge:
         ll = mean_token_log_likelihood(self.judge_lm, self.tokenizer, texts)
         return (ll - self.fluency_stats["mean"]) / self.fluency_stats["std"]
 
+    @property
+    def has_gold(self) -> bool:
+        """Whether the benchmark has a gold reward (a real-data benchmark may have none)."""
+        return self._gold_fn is not None
+
     def gold(self, rollout: Rollout) -> torch.Tensor:
         """r*(prompt, response) for each row, ``[B]`` float32 on the CPU."""
+        if self._gold_fn is None:
+            raise UsageError(f"benchmark {self.benchmark_name!r} has no gold reward r* (configure one, e.g. a gold reward model)")
         return torch.as_tensor(self._gold_fn(rollout.prompts, rollout.responses, rollout.ended.cpu()), dtype=torch.float32)
 
     __call__ = gold

@@ -42,8 +42,8 @@ METRIC_ORDER = (
     "eval/length",
 )
 KEY_COLUMNS = ["benchmark", "version", "settings", "algorithm", "config", "reward_model", "seeds", "episodes",
-               "rm_queries", "samples_per_response", "wall_s", "code", "key"]  # fmt: skip
-NUMERIC_COLUMNS = ("seeds", "episodes", "rm_queries", "samples_per_response", "wall_s")
+               "rm_queries", "annotations", "samples_per_response", "wall_s", "code", "key"]  # fmt: skip
+NUMERIC_COLUMNS = ("seeds", "episodes", "rm_queries", "annotations", "samples_per_response", "wall_s")
 EMPTY_MESSAGE = "no finished runs in the store"
 CI_SUFFIX = " ±"
 NA = "–"
@@ -121,7 +121,8 @@ def build_leaderboard(frame: pd.DataFrame, metrics: list[str] | None = None, cod
 
     Columns: :data:`KEY_COLUMNS` (``settings``: what sets this row's section apart from other
     sections of its benchmark; ``config``: what sets it apart from other rows of its algorithm;
-    ``episodes``, ``rm_queries``: training means; ``samples_per_response``: the inference-time
+    ``episodes``, ``rm_queries``: training means; ``annotations``: the preference data an offline
+    optimizer (DPO) trained on, in pair-equivalents; ``samples_per_response``: the inference-time
     samples behind one answer; ``key``: the experiment key), then ``<metric>`` and
     ``<metric> ±`` per metric. Sorted by benchmark and section, then by the main metric
     (``eval/gold`` if present, else the first), best first. ``attrs["higher_is_better"]`` and
@@ -154,6 +155,8 @@ def build_leaderboard(frame: pd.DataFrame, metrics: list[str] | None = None, cod
             "seeds": group["seed"].nunique(),
             "episodes": confidence_interval(b.get("episodes_used") for b in used if b.get("episodes_used") is not None)[0],
             "rm_queries": confidence_interval(b.get("rm_queries") for b in used if b.get("rm_queries") is not None)[0],
+            # preference data the optimizer itself trained on (DPO), in pair-equivalents; "–": none
+            "annotations": confidence_interval(b["annotations"] for b in used if "annotations" in b)[0],
             # a run without an inference record (an older store) has no figure: shown as "–", never as 1
             "samples_per_response": max(inference, default=math.nan) if len(inference) == len(used) else math.nan,
             "wall_s": group["wall_seconds"].mean(),
@@ -237,7 +240,8 @@ def _headers(df: pd.DataFrame, higher_is_better: Mapping[str, bool]) -> dict[str
 def _display(df: pd.DataFrame, precision: int) -> pd.DataFrame:
     """Every cell as text: fixed precision for metrics, "–" for missing values."""
     metric_like = set(_metric_columns(df)) | {m + CI_SUFFIX for m in _metric_columns(df)}
-    formats = {"seeds": "{:.0f}", "episodes": "{:.0f}", "rm_queries": "{:.0f}", "samples_per_response": "{:.0f}", "wall_s": "{:.1f}"}
+    formats = {"seeds": "{:.0f}", "episodes": "{:.0f}", "rm_queries": "{:.0f}", "annotations": "{:.0f}",
+               "samples_per_response": "{:.0f}", "wall_s": "{:.1f}"}  # fmt: skip
 
     def cell(value: Any, fmt: str | None) -> str:
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -258,12 +262,13 @@ def _numeric(df: pd.DataFrame) -> set[str]:
 
 
 #: short markdown headers for the key columns
-_MD_HEADERS = {"rm_queries": "rm queries", "samples_per_response": "samples/resp"}
+_MD_HEADERS = {"rm_queries": "rm queries", "annotations": "annotations (pairs)", "samples_per_response": "samples/resp"}
 
 
-def _md_text(text: str) -> str:
-    """A markdown table cell: no raw HTML from names or config values, pipes escaped."""
-    return html.escape(text, quote=False).replace("|", "\\|")
+def md_cell(text: str) -> str:
+    """A markdown table cell: no raw HTML from names, config values or generated text, pipes
+    escaped, line breaks shown as ⏎ (a newline would end the table row)."""
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\r\n", "\n").replace("\n", " ⏎ ")
 
 
 def _markdown(df: pd.DataFrame, hib: Mapping[str, bool], precision: int) -> str:
@@ -276,21 +281,23 @@ def _markdown(df: pd.DataFrame, hib: Mapping[str, bool], precision: int) -> str:
         shown[m] = [mean if ci == NA else f"{mean} ± {ci}" for mean, ci in zip(shown[m], shown[m + CI_SUFFIX])]
     codes = sorted(set(shown["code"]))
     hidden = [m + CI_SUFFIX for m in metrics] + ["key"] + (["code"] if len(codes) == 1 else [])
-    shown = shown.drop(columns=hidden).map(_md_text)
+    shown = shown.drop(columns=hidden).map(md_cell)
     headers = {**_MD_HEADERS, **{m: h.removeprefix("eval/") for m, h in _headers(df, hib).items()}}
     numeric = _numeric(df)
     sections = []
     for (bench, version, settings), part in shown.groupby(["benchmark", "version", "settings"], sort=False):
         table = part.drop(columns=["benchmark", "version", "settings"])
         colalign = ["right" if c in numeric else "left" for c in table.columns]
-        table = table.rename(columns=lambda c: _md_text(headers.get(c, c)))
+        table = table.rename(columns=lambda c: md_cell(headers.get(c, c)))
         title = f"### {bench} (v{version})" if version else f"### {bench}"
         title += f" · {settings}" if settings else ""
         sections.append(f"{title}\n\n{table.to_markdown(index=False, disable_numparse=True, colalign=colalign)}\n")
     legend = (
         "Mean over seeds ± the half-width of a 95% Student-t confidence interval (no ± with one seed); "
         "↑/↓: higher/lower is better. `config`: what sets a row apart from the other rows of its algorithm; "
-        "`episodes`, `rm queries`: training; `samples/resp`: responses sampled per answer at inference (best-of-n: n)."
+        "`episodes`, `rm queries`: training; `annotations (pairs)`: preference data an offline optimizer (DPO) "
+        "trained on, in pair-equivalents; `samples/resp`: responses sampled per answer at inference (best-of-n: n). "
+        "–: none, or not measured (gold and win rate on a benchmark without a gold reward r*)."
         + (f" Code version: {codes[0]}." if len(codes) == 1 else "")
         + "\n"
     )

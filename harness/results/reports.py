@@ -4,18 +4,18 @@ REWARD_MODELS.md)."""
 
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
 import pandas as pd
 
-from harness.results.leaderboard import config_labels, settings_labels
+from harness.results.leaderboard import config_labels, md_cell, settings_labels
 from harness.results.store import RunRecord
 
 
-def _md(text: str) -> str:
-    return html.escape(text, quote=False).replace("|", "\\|")
+def _number(value: float | None, fmt: str) -> str:
+    """``value`` formatted, or "–" when it was not measured (no gold reward: ``None`` or NaN)."""
+    return "–" if value is None or math.isnan(value) else format(value, fmt)
 
 
 def samples_markdown(runs: list[RunRecord], samples_of, n: int) -> str:
@@ -36,12 +36,13 @@ def samples_markdown(runs: list[RunRecord], samples_of, n: int) -> str:
     out = []
     for r in runs:
         label = f" ({labels[r.run_id]})" if labels[r.run_id] else ""
-        out.append(f"### {_md(r.benchmark)} · {_md(r.algorithm)}{_md(label)} · seed {r.seed} · run {r.run_id}\n")
-        metric = lambda key: r.metrics.get(key, math.nan)  # noqa: E731
-        out.append(f"gold {metric('eval/gold'):+.3f}, proxy {metric('eval/proxy'):+.3f}, KL {metric('eval/kl'):.2f}\n")
+        out.append(f"### {md_cell(r.benchmark)} · {md_cell(r.algorithm)}{md_cell(label)} · seed {r.seed} · run {r.run_id}\n")
+        metric = lambda key, fmt: _number(r.metrics.get(key), fmt)  # noqa: E731
+        out.append(f"gold {metric('eval/gold', '+.3f')}, proxy {metric('eval/proxy', '+.3f')}, KL {metric('eval/kl', '.2f')}\n")
         out.append("| gold | proxy | prompt ▸ response |\n| ---: | ---: | :--- |")
         for sample in samples_of(r.run_id, n):
-            out.append(f"| {sample['gold']:+.2f} | {sample['proxy']:+.2f} | {_md(sample['prompt'] + ' ▸ ' + sample['response'])} |")
+            text = md_cell(sample["prompt"] + " ▸ " + sample["response"])
+            out.append(f"| {_number(sample['gold'], '+.2f')} | {_number(sample['proxy'], '+.2f')} | {text} |")
         out.append("")
     return "\n".join(out) + ("\n" if out else "")
 
@@ -49,4 +50,4 @@ def samples_markdown(runs: list[RunRecord], samples_of, n: int) -> str:
 def reward_models_markdown(rows: list[dict[str, Any]]) -> str:
     """A table of reward models (see :func:`harness.running.reward_fit.reward_model_rows`)."""
     table = pd.DataFrame(rows)
-    return table.map(lambda v: _md(v) if isinstance(v, str) else v).to_markdown(index=False, floatfmt=".3f") + "\n"
+    return table.map(lambda v: md_cell(v) if isinstance(v, str) else v).to_markdown(index=False, floatfmt=".3f") + "\n"

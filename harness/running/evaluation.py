@@ -43,24 +43,30 @@ def evaluate(
     rollout = policy.sample(prompts, generation, torch.Generator().manual_seed(policy_seed), desc=None if quiet else "evaluate: sample π")
     ref_rollout = ref.sample(prompts, generation, torch.Generator().manual_seed(reference_seed),
                              desc=None if quiet else "evaluate: sample π_sft")  # fmt: skip
-    batch = EvalBatch(policy, ref, rollout, ref_rollout, prepared.judge.gold, proxy, generation.temperature)
+    judge = prepared.judge
+    batch = EvalBatch(policy, ref, rollout, ref_rollout, judge.gold if judge.has_gold else None, proxy, generation.temperature)
     metrics: dict[str, float] = {}
     higher: dict[str, bool | None] = {}
+    has_gold = prepared.judge.has_gold
     for entry in evaluators:
         evaluator = entry.cls()
-        metrics.update({k: float(v) for k, v in evaluator.evaluate(batch).items()})
         higher.update(evaluator.higher_is_better)
+        if evaluator.needs_gold and not has_gold:  # not measured: stored as NaN, tabled as "–"
+            metrics.update(dict.fromkeys(evaluator.higher_is_better, float("nan")))
+            continue
+        metrics.update({k: float(v) for k, v in evaluator.evaluate(batch).items()})
     return metrics, higher, batch
 
 
 def stored_samples(batch: EvalBatch, count: int) -> list[dict]:
-    """The first ``count`` evaluated responses, with their gold and proxy scores."""
+    """The first ``count`` evaluated responses, with their gold (when there is one) and proxy scores."""
     rows = []
+    gold = batch.gold if batch.has_gold else None
     for i in range(min(count, len(batch.rollout))):
         rows.append({
             "prompt": batch.rollout.prompts[i],
             "response": batch.rollout.responses[i],
-            "gold": float(batch.gold[i]),
+            "gold": None if gold is None else float(gold[i]),
             "proxy": float(batch.proxy[i]),
             "ended": bool(batch.rollout.ended[i]),
         })  # fmt: skip

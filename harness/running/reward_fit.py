@@ -17,10 +17,20 @@ import torch
 from scipy.stats import spearmanr
 
 from harness import hookimpl
-from harness.api import FittedRewardModel, PreferenceRequest, RewardFitContext, RewardModel, Rollout
+from harness.api import (
+    FittedRewardModel,
+    PolicyOptimizer,
+    PreferenceData,
+    PreferenceRequest,
+    RewardFitContext,
+    RewardModel,
+    Rollout,
+)
 from harness.config import config_dict, config_hash, help_field
-from harness.lm import items_rollout, load_causal_lm, sample_rollout
+from harness.errors import UsageError
+from harness.lm import items_rollout, load_causal_lm, load_pretrained_tokenizer, sample_rollout
 from harness.pipeline.annotator import AnnotatedItem, annotated_preferences
+from harness.pipeline.cache import source_fingerprint
 from harness.pipeline.stages import PreparedBenchmark
 
 #: bump when fitting or the held-out RM metrics change (fits are deterministic: same weights)
@@ -84,12 +94,26 @@ def normalisation_samples(prepared: PreparedBenchmark):
                    prepared.generation, prepared.config.seed + 5)  # fmt: skip
 
 
-def preference_request(rm: RewardModel, prepared: PreparedBenchmark) -> PreferenceRequest:
+def preference_request(plugin: RewardModel | PolicyOptimizer, prepared: PreparedBenchmark) -> PreferenceRequest | None:
+    """What preference data ``plugin`` (a reward model, or an optimizer that learns from
+    preferences directly) asks for at the benchmark's annotation budget, checked."""
     c = prepared.config
-    request = rm.preference_request(annotation_budget=c.preference_prompts, default_k=c.ranking_k)
-    if not 2 <= request.k <= 9 or request.count < 1:
-        raise ValueError(f"reward model {rm.name!r} asked for {request.count} items of {request.k} responses (K must be 2..9)")
+    request = plugin.preference_request(annotation_budget=c.preference_prompts, default_k=c.ranking_k)
+    if request is not None and (not 2 <= request.k <= 9 or request.count < 1):
+        raise ValueError(f"{plugin.name!r} asked for {request.count} items of {request.k} responses (K must be 2..9)")
     return request
+
+
+def optimizer_preferences(algorithm: PolicyOptimizer, prepared: PreparedBenchmark) -> tuple[PreferenceData | None, float]:
+    """The train preferences an optimizer asked for (offline methods such as DPO) and their
+    annotation cost in pair-equivalents; ``(None, 0)`` when it asked for none. The same
+    annotator, prompts and cache as reward models: DPO on pairs sees exactly the pairs the
+    ``pairwise`` reward model is fitted on."""
+    request = preference_request(algorithm, prepared)
+    if request is None:
+        return None, 0.0
+    data = annotated_preferences(prepared, request)
+    return data.train, data.request.cost  # as served: human data may hold fewer items than asked
 
 
 @dataclass
@@ -107,18 +131,28 @@ def fit_proxy(rm: RewardModel, prepared: PreparedBenchmark, device: torch.device
         return ProxyFit(_gold_scores(prepared, rm.config.normalise), None)
     request = preference_request(rm, prepared)
     data = annotated_preferences(prepared, request)
+    base = prepared.config.reward_model_base
+    if base:  # the RM starts from another model, which reads the texts with its own tokenizer
+        tokenizer = load_pretrained_tokenizer(base, model=load_causal_lm(base))
+        preferences = PreferenceData(data.train.items, data.train.k, tokenizer)
+    else:
+        tokenizer, preferences = prepared.tokenizer, data.train
     ctx = RewardFitContext(
-        preferences=data.train,
-        tokenizer=prepared.tokenizer,
+        preferences=preferences,
+        tokenizer=tokenizer,
         generation=prepared.generation,
         device=device,
         seed=prepared.config.seed + 4,
-        initial_model=partial(load_causal_lm, prepared.sft_dir, device),
+        initial_model=partial(load_causal_lm, base or prepared.sft_dir, device),
         normalisation_samples=normalisation_samples(prepared),
         quiet=prepared.quiet,
+        own_tokenizer=bool(base),
     )
     resolved = config_dict(rm.resolved_config(prepared.config.preference_prompts, prepared.config.ranking_k))
-    key = config_hash("reward_model", REWARD_CODE_VERSION, rm.name, resolved, prepared.keys, data.key)
+    key_parts = ["reward_model", REWARD_CODE_VERSION, rm.name, resolved, prepared.keys, data.key]
+    if base:  # only when set, so that the reward models of the embedded benchmarks keep their keys
+        key_parts.append({"reward_model_base": base, "fingerprint": source_fingerprint(base)})
+    key = config_hash(*key_parts)
     holder: dict[str, FittedRewardModel] = {}
 
     def build(folder: Path) -> None:
@@ -137,6 +171,8 @@ def fit_proxy(rm: RewardModel, prepared: PreparedBenchmark, device: torch.device
 
 def _gold_scores(prepared: PreparedBenchmark, normalise: bool) -> GoldScores:
     judge = prepared.judge
+    if not judge.has_gold:
+        raise UsageError(f"--reward-model gold: benchmark {prepared.benchmark.name!r} has no gold reward to use as an oracle")
     if not normalise:
         return GoldScores(judge.gold)
     # The same samples the learned RMs are normalised on (an affine map keeps the optimum).
@@ -167,15 +203,15 @@ def held_out_metrics(fitted: FittedRewardModel, tokenizer, items: list[Annotated
                 agree = 1.0 if s[hi] > s[lo] else 0.5 if s[hi] == s[lo] else 0.0
                 if seen[hi] != seen[lo]:
                     label_pairs, label_hits = label_pairs + 1, label_hits + agree
-                if gold[hi] != gold[lo]:
+                if gold is not None and gold[hi] != gold[lo]:
                     gold_pairs += 1
                     gold_hits += agree if gold[hi] > gold[lo] else 1.0 - agree
-    gold_all = [g for item in items for g in item.gold]
-    return {
-        "rm/accuracy": label_hits / label_pairs if label_pairs else float("nan"),
-        "rm/gold_accuracy": gold_hits / gold_pairs if gold_pairs else float("nan"),
-        "rm/spearman": float(spearmanr(scores.numpy(), gold_all).statistic),
-    }
+    metrics = {"rm/accuracy": label_hits / label_pairs if label_pairs else float("nan")}
+    if all(item.gold is not None for item in items):  # human labels on a benchmark without r*: no gold figures
+        gold_all = [g for item in items for g in item.gold]
+        metrics["rm/gold_accuracy"] = gold_hits / gold_pairs if gold_pairs else float("nan")
+        metrics["rm/spearman"] = float(spearmanr(scores.numpy(), gold_all).statistic)
+    return metrics
 
 
 class CountingRewardModel(FittedRewardModel):

@@ -30,7 +30,7 @@ from harness.pipeline.stages import PreparedBenchmark, prepare
 from harness.results.store import Store
 from harness.running.evaluation import evaluate, stored_samples
 from harness.running.manifest import manifest
-from harness.running.reward_fit import CountingRewardModel, ProxyFit, fit_proxy
+from harness.running.reward_fit import CountingRewardModel, ProxyFit, fit_proxy, optimizer_preferences
 from harness.running.spec import RunSpec
 
 #: how many held-out generations each run keeps in the store
@@ -178,16 +178,19 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
     try:
         host.hook.harness_run_started(run=info)
         seed_everything(spec.seed)
+        preferences, annotation_cost = optimizer_preferences(algorithm, prepared)
         ref_model = prepared.load_sft().requires_grad_(False)
         ctx = TrainContext(
             model=prepared.load_sft(), ref_model=ref_model, tokenizer=prepared.tokenizer,
             reward_model=CountingRewardModel(proxy, budget), train_prompts=list(prepared.train_prompts),
             generation=prepared.generation, budget=budget, seed=spec.seed, device=workspace.device, run_dir=run_dir,
-            log=log, quiet=workspace.quiet,
+            log=log, quiet=workspace.quiet, preferences=preferences,
         )  # fmt: skip
         policy = algorithm.train(ctx)
         store.log_curve(run_id, curve)
         budget_used = budget.as_dict()  # training only: evaluation's RM calls are not the optimizer's
+        if preferences is not None:  # an offline learner's data: annotations, in pair-equivalents
+            budget_used["annotations"] = annotation_cost
         settings = spec.evaluation_settings()
         metrics, higher, batch = evaluate(host.evaluators.entries(), policy, Policy(ref_model, prepared.tokenizer), prepared,
                                           proxy, spec.seed, settings, workspace.quiet)  # fmt: skip
