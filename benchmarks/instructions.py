@@ -30,6 +30,7 @@ import torch
 
 from harness.api import Benchmark, BenchmarkConfig, PreferenceItem, UsageError, help_field, source_fingerprint
 from harness.data import load_pairs, load_rankings, load_sft, render_prompt
+from harness.lm import load_sequence_classifier
 
 PAIR_FORMATS = ("hh", "pairs", "sharegpt-pairs", "stack-exchange")
 RANKING_FORMATS = ("oasst2",)
@@ -75,58 +76,72 @@ class Instructions(Benchmark):
         return f"{source_fingerprint(c.sft_data)}:{source_fingerprint(c.preference_data)}"
 
     # -- the data, loaded once ----------------------------------------------------------------
+    # Every example keeps its conversation's opening user message (its "root"): held-out
+    # conversations are held out whole, so that a later turn of an OASST thread (whose prompt
+    # contains the held-out first turn and its reply) never reaches training.
 
     def _render(self, messages) -> str:
         return render_prompt(messages, self.chat_tokenizer)
 
     @cached_property
-    def _demonstrations(self) -> list[tuple[str, str]]:
+    def _demonstrations(self) -> list[tuple[str, str, str]]:
+        """(root, rendered prompt, response) of every SFT example."""
         c = self.config
         examples, _ = load_sft(c.sft_format, c.sft_data, lang=None if c.lang == "all" else c.lang)
-        return [(self._render(e.prompt), e.response) for e in examples]
+        return [(_root(e.prompt), self._render(e.prompt), e.response) for e in examples]
 
     @cached_property
-    def _preferences(self) -> list[PreferenceItem]:
+    def _preferences(self) -> list[tuple[str, PreferenceItem]]:
+        """(root, item) of every human preference item."""
         c = self.config
         options = {"lang": None if c.lang == "all" else c.lang}
         if c.preference_format in RANKING_FORMATS:
             rankings, _ = load_rankings(c.preference_format, c.preference_data, **options)
-            return [PreferenceItem(self._render(r.prompt), r.responses, [True] * len(r.responses), r.ranking) for r in rankings]
+            return [(_root(r.prompt), PreferenceItem(self._render(r.prompt), r.responses, [True] * len(r.responses), r.ranking))
+                    for r in rankings]  # fmt: skip
         pairs, _ = load_pairs(c.preference_format, c.preference_data, **options)
-        return [PreferenceItem(self._render(p.prompt), [p.chosen, p.rejected], [True, True], [0, 1]) for p in pairs]
+        return [(_root(p.prompt), PreferenceItem(self._render(p.prompt), [p.chosen, p.rejected], [True, True], [0, 1])) for p in pairs]
 
     @cached_property
-    def _eval_prompts(self) -> list[str]:
-        """``eval_prompts`` distinct SFT prompts, drawn with the benchmark's seed."""
-        distinct = list(dict.fromkeys(p for p, _ in self._demonstrations))
-        if len(distinct) < self.config.eval_prompts + 1:
-            raise UsageError(f"{self.config.sft_data}: {len(distinct)} distinct prompts, not enough to hold out "
+    def _held_out(self) -> tuple[set[str], list[str]]:
+        """(held-out roots, evaluation prompts): ``eval_prompts`` conversations of the SFT data,
+        drawn with the benchmark's seed, each evaluated on its opening prompt."""
+        opening = {}  # root → the rendered prompt of its first turn
+        for root, prompt, _ in self._demonstrations:
+            opening.setdefault(root, prompt)
+        roots = list(opening)
+        if len(roots) < self.config.eval_prompts + 1:
+            raise UsageError(f"{self.config.sft_data}: {len(roots)} distinct conversations, not enough to hold out "
                              f"eval_prompts={self.config.eval_prompts} and train on the rest")  # fmt: skip
-        return random.Random(self.config.seed).sample(distinct, self.config.eval_prompts)
+        chosen = random.Random(self.config.seed).sample(roots, self.config.eval_prompts)
+        return set(chosen), [opening[root] for root in chosen]
+
+    def _train_demonstrations(self) -> list[tuple[str, str]]:
+        held_out, _ = self._held_out
+        return [(prompt, response) for root, prompt, response in self._demonstrations if root not in held_out]
 
     # -- the Benchmark interface ----------------------------------------------------------------
 
     def sft_pairs(self, rng) -> list[tuple[str, str]]:
-        held_out = set(self._eval_prompts)
-        pairs = [(p, r) for p, r in self._demonstrations if p not in held_out]
+        pairs = self._train_demonstrations()
         rng.shuffle(pairs)
         return pairs[: self.config.sft_size]
 
     def corpus(self, rng) -> list[str]:
-        held_out = set(self._eval_prompts)
-        texts = [f"{p} {r}" for p, r in self._demonstrations if p not in held_out]
-        texts += [f"{item.prompt} {r}" for item in self._preferences for r in item.responses if item.prompt not in held_out]
+        texts = [f"{p} {r}" for p, r in self._train_demonstrations()]
+        texts += [f"{item.prompt} {r}" for item in self.human_preferences(rng) for r in item.responses]
         rng.shuffle(texts)
         return texts[: self.config.corpus_size]
 
     def prompts(self, rng) -> tuple[list[str], list[str]]:
-        held_out = list(self._eval_prompts)
-        train = [p for p, _ in self._demonstrations] + [item.prompt for item in self._preferences]
-        return [p for p in dict.fromkeys(train) if p not in set(held_out)], held_out
+        _, eval_prompts = self._held_out
+        train = [p for p, _ in self._train_demonstrations()] + [item.prompt for item in self.human_preferences(rng)]
+        evaluated = set(eval_prompts)  # the same text in another conversation is held out too
+        return list(dict.fromkeys(p for p in train if p not in evaluated)), eval_prompts
 
     def human_preferences(self, rng) -> list[PreferenceItem]:
-        held_out = set(self._eval_prompts)
-        return [item for item in self._preferences if item.prompt not in held_out]
+        held_out, _ = self._held_out
+        return [item for root, item in self._preferences if root not in held_out]
 
     def gold_reward(self, judge):
         if not self.config.gold_reward_model:
@@ -134,18 +149,26 @@ class Instructions(Benchmark):
         return RewardModelGold(self.config.gold_reward_model, judge.device)
 
 
+def _root(messages) -> str:
+    """A conversation's identity: its first user message (a system message before it aside)."""
+    return next((m["content"] for m in messages if m["role"] == "user"), messages[0]["content"] if messages else "")
+
+
 class RewardModelGold:
     """r* from a reward model (``AutoModelForSequenceClassification``, safetensors only): its
     scalar for prompt + response, read at the last token (transformers' own rule)."""
 
     def __init__(self, source: str, device, batch_size: int = 64):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
+        self.model = load_sequence_classifier(source, device)  # safetensors only, float32, one-line errors
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source)
-            self.model = AutoModelForSequenceClassification.from_pretrained(source, use_safetensors=True).to(device).eval()
         except (OSError, ValueError) as exc:
-            raise UsageError(f"gold_reward_model {source!r}: cannot load a reward model and tokenizer ({exc})") from None
+            raise UsageError(f"gold_reward_model {source!r}: cannot load its tokenizer ({exc})") from None
+        # Texts longer than the model's context keep their end (the response), not their start.
+        self.tokenizer.truncation_side = "left"
+        self.max_length = getattr(self.model.config, "max_position_embeddings", None) or self.tokenizer.model_max_length
         if self.model.config.num_labels != 1:
             raise UsageError(f"gold_reward_model {source!r}: expected one score per text, the model has {self.model.config.num_labels} labels")
         if self.tokenizer.pad_token is None:  # right padding: the last real token is found by the pad id
@@ -159,6 +182,7 @@ class RewardModelGold:
         texts = [p + r for p, r in zip(prompts, responses)]
         scores = []
         for start in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(texts[start : start + self.batch_size], padding=True, truncation=True, return_tensors="pt")
+            batch = self.tokenizer(texts[start : start + self.batch_size], padding=True, truncation=True, max_length=self.max_length,
+                                   return_tensors="pt")  # fmt: skip
             scores.append(self.model(**batch.to(self.device)).logits[:, 0].float().cpu())
         return torch.cat(scores) if scores else torch.zeros(0)

@@ -2,8 +2,9 @@
 offline, on the benchmark's annotated preference pairs.
 
 DPO asks the runner for pairs (:meth:`DPO.preference_request`): ``annotation_budget`` pairs of
-π_sft's samples ranked by the simulated annotator — the very pairs the ``pairwise`` reward model is
-fitted on, charged to the run as annotations. It then minimises, over ``num_epochs`` passes,
+π_sft's samples ranked by the simulated annotator (or, on a benchmark with human preferences, that
+many human pairs) — the very pairs the ``pairwise`` reward model is fitted on, charged to the run
+as annotations. It then minimises, over ``num_epochs`` passes,
 
     −log σ(β · [(log π_θ(y_w|x) − log π_ref(y_w|x)) − (log π_θ(y_l|x) − log π_ref(y_l|x))])
 

@@ -207,14 +207,17 @@ class AdaptiveKLController(FixedKLController):
 def make_critic(ctx: TrainContext, init: str, seed: int):
     """A sequence classifier used per token: [N] 13 critic initialised from the reward model (a
     deep copy: the RM itself stays frozen) when it can read the policy's tokens per token
-    (harness.lm.can_be_critic: same vocabulary, a backbone and a score head), else from the
+    (its own tokenizer is the policy's; harness.lm.can_be_critic: same vocabulary size, a backbone
+    and a score head), else from the
     policy (also when asked, or when the RM has no model); [B] 3 value head initialised to zero,
     so that V = 0 at the start (the reward head's N(0, 1/√(d+1)) initialisation is the RM
     plugin's, harness.lm.lm_to_classifier)."""
     from harness.lm import can_be_critic
 
     rm_model = getattr(ctx.reward_model, "model", None)
-    if init == "reward_model" and rm_model is not None and can_be_critic(rm_model, ctx.model):
+    # An RM with a tokenizer of its own (reward_model_base) reads other token ids, even at one vocabulary size.
+    own_tokens = getattr(ctx.reward_model, "tokenizer", None) is not None
+    if init == "reward_model" and rm_model is not None and not own_tokens and can_be_critic(rm_model, ctx.model):
         critic = copy.deepcopy(rm_model)
     else:
         critic = lm_to_classifier(ctx.model, seed=seed)

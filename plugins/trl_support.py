@@ -237,6 +237,10 @@ def run_trainer(ctx: TrainContext, make_trainer, name: str) -> tuple[Any, dict[s
     ``ctx.ref_model``. Returns (trainer, timings: ``setup_s`` = trainer construction, ``train_s``)."""
     model = ctx.model
     pad_ids = (model.config.pad_token_id, getattr(model.generation_config, "pad_token_id", None))
+    eos_ids = model.generation_config.eos_token_id
+    # TRL stops a completion at every id of generation_config.eos_token_id (some chat models list
+    # several); the harness ends a response at the tokenizer's EOS only: one rule for both.
+    model.generation_config.eos_token_id = ctx.tokenizer.eos_token_id
     trainer, timings = None, {}
     try:
         with ExitStack() as hooks:
@@ -271,6 +275,7 @@ def run_trainer(ctx: TrainContext, make_trainer, name: str) -> tuple[Any, dict[s
         restore_after_trl(model, ctx.ref_model, ref)
         model.config.pad_token_id = pad_ids[0]
         model.generation_config.pad_token_id = pad_ids[1]
+        model.generation_config.eos_token_id = eos_ids
         model.to(ctx.device)
         out = Path(trainer.args.output_dir) if trainer is not None else None
         if out is not None and out.is_dir() and not any(out.iterdir()):
@@ -284,8 +289,8 @@ def run_trainer(ctx: TrainContext, make_trainer, name: str) -> tuple[Any, dict[s
 
 
 def prompt_dataset(ctx: TrainContext, prompts_per_round: int) -> Dataset:
-    """The train prompts as plain strings (our tokenizers have no chat template); TRL's sampler
-    shuffles them with ``seed = ctx.seed``."""
+    """The train prompts as plain strings, already rendered by the benchmark (with the policy's
+    chat template when it has one); TRL's sampler shuffles them with ``seed = ctx.seed``."""
     if len(ctx.train_prompts) < prompts_per_round:
         raise UsageError(f"{prompts_per_round} prompts per round but the benchmark has {len(ctx.train_prompts)} train prompts")
     from datasets import Dataset
@@ -321,7 +326,6 @@ def online_arguments(ctx: TrainContext, c, rounds: int) -> dict:
         log_completions=False,
         mask_truncated_completions=False,  # a cut-off response is scored as such, as everywhere in the harness
     )
-
 
 
 def check_online_config(c) -> None:

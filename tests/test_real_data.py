@@ -130,6 +130,9 @@ def test_a_gold_reward_model_by_path_is_measured(models_dir, tmp_path):
     (run,) = _run(tmp_path, "--policy-model", models_dir["gpt2"], "--algo", "sft",
                   "--benchmark-set", f"gold_reward_model={models_dir['gold']}")  # fmt: skip
     assert math.isfinite(run.metrics["eval/gold"]) and math.isfinite(run.metrics["eval/win_rate"])
+    # the held-out human pairs are scored by r* too: the RM's agreement with gold is measured
+    metrics = json.loads((Path(run.run_dir) / "run.json").read_text())["reward_model_metrics"]
+    assert 0 <= metrics["rm/gold_accuracy"] <= 1 and math.isfinite(metrics["rm/spearman"])
 
 
 def test_built_policy_and_human_pairs_feed_the_reward_model_and_dpo(tmp_path):
@@ -195,3 +198,26 @@ def test_a_reward_model_base_with_its_own_tokenizer(models_dir, tmp_path):
     fitted = ClassifierReward.load(folder, "cpu")
     # its own vocabulary (+ PAD), not the policy's 400 tokens: scoring the policy's ids as they are would fail
     assert fitted.model.get_input_embeddings().num_embeddings == len(fitted.tokenizer) - 1 == 300
+
+
+def test_held_out_conversations_never_reach_training():
+    """On OASST threads, a held-out conversation is held out whole: its later turns (whose prompts
+    contain the held-out first turn and its reply) are in no SFT pair, corpus text, train prompt
+    or preference item."""
+    import random
+
+    from harness_benchmarks.instructions import Instructions, InstructionsConfig
+
+    oasst = str(Path(__file__).parent / "fixtures" / "data" / "oasst2_trees.jsonl")
+    leaked = []
+    for seed in range(6):  # different held-out conversations
+        bench = Instructions(InstructionsConfig(sft_data=oasst, sft_format="oasst2", preference_data=oasst,
+                                                preference_format="oasst2", eval_prompts=1, seed=seed))  # fmt: skip
+        (root,), (eval_prompt,) = bench._held_out
+        assert root in eval_prompt
+        rng = random.Random(0)
+        seen = [p for p, _ in bench.sft_pairs(rng)] + bench.corpus(rng) + bench.prompts(rng)[0]
+        seen += [item.prompt for item in bench.human_preferences(rng)]
+        leaked += [text for text in seen if root in text]
+        assert bench.prompts(rng)[1] == [eval_prompt]
+    assert not leaked, leaked

@@ -15,7 +15,7 @@ import torch
 
 from harness.api import PreferenceData, PreferenceItem, PreferenceRequest
 from harness.errors import UsageError
-from harness.lm import sample_rollout
+from harness.lm import items_rollout, sample_rollout
 from harness.pipeline.stages import PreparedBenchmark, pick_settings, specific_settings, stage_key
 from harness.progress import bar
 
@@ -34,7 +34,7 @@ def annotate(gold: torch.Tensor, noise: float, generator: torch.Generator) -> li
 @dataclass
 class AnnotatedItem(PreferenceItem):
     """A held-out item with the gold score of each response (for measuring reward models);
-    ``None`` for human preferences on a benchmark without a gold reward."""
+    ``None`` when there is no gold reward (human preferences on a benchmark without r*)."""
 
     gold: list[float] | None
 
@@ -95,18 +95,42 @@ def _build(prepared: PreparedBenchmark, request: PreferenceRequest, out: Path) -
 
 def human_preferences(prepared: PreparedBenchmark, request: PreferenceRequest) -> AnnotatedPreferences:
     """``request`` served from the benchmark's human preferences: a seeded shuffle, the first
-    ``preference_eval_prompts`` items held out, at most ``request.count`` train items. An item of
-    more than K responses gives K of them chosen at random, in their human order (a sub-ranking
-    of a ranking is a ranking); items with fewer are skipped. Prompts longer than
-    ``max_positions − max_new_tokens`` tokens are skipped, and responses are cut to
-    ``max_new_tokens`` tokens (then they count as not ended), as the policy's own would be."""
+    ``preference_eval_prompts`` records held out (the same records whatever K, so that reward
+    models asking for different K are measured on the same conversations), at most
+    ``request.count`` train items from the rest. An item of more than K responses gives K of them
+    chosen at random, in their human order (a sub-ranking of a ranking is a ranking); items with
+    fewer are skipped. Prompts longer than ``max_positions − max_new_tokens`` tokens are skipped,
+    and responses are cut to ``max_new_tokens`` tokens (then they count as not ended), as the
+    policy's own would be. Held-out items get gold scores when the benchmark has a gold reward."""
     config, k = prepared.config, request.k
-    rng = random.Random(config.seed + 3)
     raw = json.loads(prepared.human_preferences.read_text())
-    rng.shuffle(raw)
-    room, limit, tokenizer = prepared.config.max_positions - config.max_new_tokens, config.max_new_tokens, prepared.tokenizer
-    items: list[AnnotatedItem] = []
-    for record in raw:
+    random.Random(config.seed + 3).shuffle(raw)
+    held_out = _human_items(prepared, raw[: config.preference_eval_prompts], k, random.Random(config.seed + 4))
+    train = _human_items(prepared, raw[config.preference_eval_prompts :], k, random.Random(config.seed + 5))[: request.count]
+    if not train:
+        raise UsageError(f"benchmark {prepared.benchmark.name}: no human {request.kind} left for training: of "
+                         f"{len(raw) - config.preference_eval_prompts} records after {config.preference_eval_prompts} held out, none "
+                         f"has ≥ {k} responses and a prompt that fits; lower preference_eval_prompts or ask for pairs")  # fmt: skip
+    judge = prepared.judge
+    if judge.has_gold and held_out:
+        rollout, starts = items_rollout(prepared.tokenizer, held_out, "cpu")
+        gold = judge.gold(rollout).tolist()
+        for item, start in zip(held_out, starts):
+            item.gold = gold[start : start + len(item.responses)]
+    plain = [PreferenceItem(i.prompt, i.responses, i.ended, i.ranking) for i in train]
+    gold_cfg = {name: getattr(config, name) for name in prepared.benchmark.gold_settings}  # held-out gold depends on them
+    key = stage_key(prepared.benchmark, "preferences", prepared.keys["data"], "human", k, request.count, gold_cfg,
+                    pick_settings(config, ["preference_eval_prompts", "max_new_tokens", "max_positions"]))  # fmt: skip
+    served = PreferenceRequest(k=k, count=len(train))
+    return AnnotatedPreferences(served, PreferenceData(plain, k, prepared.tokenizer), held_out, key)
+
+
+def _human_items(prepared: PreparedBenchmark, records: list[dict], k: int, rng: random.Random) -> list[AnnotatedItem]:
+    """``records`` as items of ``k`` responses, fitted to the benchmark's lengths (see above)."""
+    config, tokenizer = prepared.config, prepared.tokenizer
+    room, limit = config.max_positions - config.max_new_tokens, config.max_new_tokens
+    items = []
+    for record in records:
         if len(record["responses"]) < k or len(tokenizer(record["prompt"], add_special_tokens=False)["input_ids"]) > room:
             continue
         keep = sorted(rng.sample(range(len(record["responses"])), k))
@@ -117,13 +141,4 @@ def human_preferences(prepared: PreparedBenchmark, request: PreferenceRequest) -
             texts.append(tokenizer.decode(ids[:limit]) if len(ids) >= limit else record["responses"][i])
             ended.append(bool(record["ended"][i]) and len(ids) < limit)  # EOS must fit too
         items.append(AnnotatedItem(record["prompt"], texts, ended, order, None))
-    held_out, train = items[: config.preference_eval_prompts], items[config.preference_eval_prompts :][: request.count]
-    if not train:
-        raise UsageError(f"benchmark {prepared.benchmark.name}: no human {request.kind} left for training after "
-                         f"{len(held_out)} held-out items (of {len(raw)} records, {len(items)} with ≥ {k} responses and a prompt "
-                         f"that fits); lower preference_eval_prompts or ask for pairs")  # fmt: skip
-    plain = [PreferenceItem(i.prompt, i.responses, i.ended, i.ranking) for i in train]
-    key = stage_key(prepared.benchmark, "preferences", prepared.keys["data"], "human", k, request.count,
-                    pick_settings(config, ["preference_eval_prompts", "max_new_tokens", "max_positions"]))  # fmt: skip
-    served = PreferenceRequest(k=k, count=len(train))
-    return AnnotatedPreferences(served, PreferenceData(plain, k, tokenizer), held_out, key)
+    return items

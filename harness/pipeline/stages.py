@@ -6,7 +6,8 @@
 With ``policy_model`` set (``--policy-model``), π_sft starts from that model instead (a hub id or
 a local ``save_pretrained`` folder, its tokenizer and chat template included): no tokenizer is
 trained and no base LM pretrained; the SFT stage fine-tunes it on the benchmark's demonstrations
-(with the same lean loop as the embedded models; ``sft_epochs=0`` keeps it as it is).
+with TRL's ``SFTTrainer`` (``sft_trainer=lean``: the harness's own loop, which built models use;
+``sft_epochs=0`` keeps it as it is).
 
 :func:`prepare` builds (or loads) every stage and returns a :class:`PreparedBenchmark`: what runs
 use. Every algorithm on a benchmark starts from the same π_sft; the benchmark's own ``seed`` (not
@@ -118,8 +119,8 @@ class _Builder:
         data_only = {k: v for k, v in specific_settings(c).items() if k not in b.gold_settings}
         data_cfg = {**pick_settings(c, ["seed", "corpus_size", "sft_size"]), **data_only}
         # Added only when set, so that the embedded benchmarks' cache keys stay as they were.
-        if loaded:
-            data_cfg["policy_model"] = c.policy_model
+        if loaded:  # its tokenizer and chat template are part of the data (rendered prompts)
+            data_cfg["policy_model"] = {"source": c.policy_model, "fingerprint": source_fingerprint(c.policy_model)}
         if fingerprint := b.data_fingerprint():
             data_cfg["files"] = fingerprint
         key = self._key("data", data_cfg)

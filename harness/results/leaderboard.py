@@ -262,7 +262,7 @@ def _numeric(df: pd.DataFrame) -> set[str]:
 
 
 #: short markdown headers for the key columns
-_MD_HEADERS = {"rm_queries": "rm queries", "annotations": "annotations (pairs)", "samples_per_response": "samples/resp"}
+_MD_HEADERS = {"rm_queries": "rm queries", "annotations": "own annotations", "samples_per_response": "samples/resp"}
 
 
 def md_cell(text: str) -> str:
@@ -295,8 +295,9 @@ def _markdown(df: pd.DataFrame, hib: Mapping[str, bool], precision: int) -> str:
     legend = (
         "Mean over seeds ± the half-width of a 95% Student-t confidence interval (no ± with one seed); "
         "↑/↓: higher/lower is better. `config`: what sets a row apart from the other rows of its algorithm; "
-        "`episodes`, `rm queries`: training; `annotations (pairs)`: preference data an offline optimizer (DPO) "
-        "trained on, in pair-equivalents; `samples/resp`: responses sampled per answer at inference (best-of-n: n). "
+        "`episodes`, `rm queries`: training; `own annotations`: preference data the optimizer itself trained on (DPO), in "
+        "pair-equivalents — every row with a learned reward model also rests on that model's annotations (REWARD_MODELS.md); "
+        "`samples/resp`: responses sampled per answer at inference (best-of-n: n). "
         "–: none, or not measured (gold and win rate on a benchmark without a gold reward r*)."
         + (f" Code version: {codes[0]}." if len(codes) == 1 else "")
         + "\n"

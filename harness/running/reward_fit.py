@@ -132,22 +132,6 @@ def fit_proxy(rm: RewardModel, prepared: PreparedBenchmark, device: torch.device
     request = preference_request(rm, prepared)
     data = annotated_preferences(prepared, request)
     base = prepared.config.reward_model_base
-    if base:  # the RM starts from another model, which reads the texts with its own tokenizer
-        tokenizer = load_pretrained_tokenizer(base, model=load_causal_lm(base))
-        preferences = PreferenceData(data.train.items, data.train.k, tokenizer)
-    else:
-        tokenizer, preferences = prepared.tokenizer, data.train
-    ctx = RewardFitContext(
-        preferences=preferences,
-        tokenizer=tokenizer,
-        generation=prepared.generation,
-        device=device,
-        seed=prepared.config.seed + 4,
-        initial_model=partial(load_causal_lm, base or prepared.sft_dir, device),
-        normalisation_samples=normalisation_samples(prepared),
-        quiet=prepared.quiet,
-        own_tokenizer=bool(base),
-    )
     resolved = config_dict(rm.resolved_config(prepared.config.preference_prompts, prepared.config.ranking_k))
     key_parts = ["reward_model", REWARD_CODE_VERSION, rm.name, resolved, prepared.keys, data.key]
     if base:  # only when set, so that the reward models of the embedded benchmarks keep their keys
@@ -156,6 +140,22 @@ def fit_proxy(rm: RewardModel, prepared: PreparedBenchmark, device: torch.device
     holder: dict[str, FittedRewardModel] = {}
 
     def build(folder: Path) -> None:
+        if base:  # the RM starts from another model, which reads the texts with its own tokenizer
+            tokenizer = load_pretrained_tokenizer(base, model=load_causal_lm(base))  # loaded only to fit, never on a cache hit
+            preferences = PreferenceData(data.train.items, data.train.k, tokenizer)
+        else:
+            tokenizer, preferences = prepared.tokenizer, data.train
+        ctx = RewardFitContext(
+            preferences=preferences,
+            tokenizer=tokenizer,
+            generation=prepared.generation,
+            device=device,
+            seed=prepared.config.seed + 4,
+            initial_model=partial(load_causal_lm, base or prepared.sft_dir, device),
+            normalisation_samples=normalisation_samples(prepared),
+            quiet=prepared.quiet,
+            own_tokenizer=bool(base),
+        )
         fitted = rm.fit(ctx)
         fitted.metrics = {**held_out_metrics(fitted, prepared.tokenizer, data.held_out, device), "rm/train_items": float(len(data.train))}
         rm.save(fitted, folder)
@@ -166,7 +166,7 @@ def fit_proxy(rm: RewardModel, prepared: PreparedBenchmark, device: torch.device
     if fitted is None:  # nothing cached: fit again (deterministic)
         build(folder)
         fitted = holder["fitted"]
-    return ProxyFit(fitted, request)
+    return ProxyFit(fitted, data.request)  # as served: human data may hold fewer items than asked
 
 
 def _gold_scores(prepared: PreparedBenchmark, normalise: bool) -> GoldScores:
@@ -223,6 +223,8 @@ class CountingRewardModel(FittedRewardModel):
         self._fitted.metrics = {}
         self._budget = budget
         self.model, self.is_oracle, self.metrics = fitted.model, fitted.is_oracle, {}
+        #: the RM's own tokenizer when it is not the policy's (reward_model_base), else None
+        self.tokenizer = getattr(fitted, "tokenizer", None)
 
     def score(self, rollout: Rollout) -> torch.Tensor:
         self._budget.count_rm_queries(len(rollout))
