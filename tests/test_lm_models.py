@@ -59,14 +59,6 @@ SETTINGS = GenerationSettings(max_new_tokens=10, temperature=0.8)
 CHAT_TEMPLATE = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def bpe_tokenizer() -> PreTrainedTokenizerFast:
     """A small BPE tokenizer with an EOS and no PAD, as many hub tokenizers are."""
     tok = Tokenizer(models.BPE(unk_token="<unk>", end_of_word_suffix="</w>"))
