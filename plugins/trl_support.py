@@ -26,7 +26,6 @@ What TRL needs from us, and why (each measured on the embedded GPT-2s):
 
 from __future__ import annotations
 
-import copy
 import inspect
 import logging
 import math
@@ -40,7 +39,7 @@ import torch
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback, TrainingArguments
 
 from harness.api import Policy, Rollout, TrainContext, UsageError
-from harness.lm import encode_prompts
+from harness.lm import encode_prompts, tokenizer_for_trainers
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -56,10 +55,9 @@ CHECKPOINTING = "activation_checkpointing" if "activation_checkpointing" in Trai
 
 
 def trl_tokenizer(tokenizer):
-    """A copy of the harness tokenizer with PAD = EOS, for TRL (which embeds its padding)."""
-    tok = copy.deepcopy(tokenizer)
-    tok.pad_token = tok.eos_token
-    return tok
+    """A copy of the harness tokenizer for TRL: PAD = EOS (TRL embeds its padding) and no special
+    tokens added to a text (the ids the harness samples and scores; harness.lm.tokenizer_for_trainers)."""
+    return tokenizer_for_trainers(tokenizer)
 
 
 def trainer_arguments(ctx: TrainContext, **settings: Any) -> dict[str, Any]:

@@ -447,3 +447,21 @@ def test_half_precision_checkpoints_load_in_float32(tmp_path):
     torch.manual_seed(0)
     tiny_llama(40).to(torch.bfloat16).save_pretrained(str(tmp_path))
     assert load_causal_lm(tmp_path).dtype == torch.float32
+
+
+def test_trainers_see_the_ids_the_harness_samples():
+    """A tokenizer that adds a BOS by default (Llama-style post-processor): the copy given to TRL's
+    trainers adds none, as the harness's own encoding does, and pads with EOS."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    from harness.lm import encode_prompts, tokenizer_for_trainers
+
+    raw = Tokenizer(models.WordLevel({"<s>": 0, "</s>": 1, "the": 2, "movie": 3, "<unk>": 4}, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    raw.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 0)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>", pad_token="<unk>")
+    assert tokenizer("the movie")["input_ids"] == [0, 2, 3]  # what TRL would see from the original
+    copy = tokenizer_for_trainers(tokenizer)
+    harness_ids, _ = encode_prompts(tokenizer, ["the movie"])
+    assert copy("the movie")["input_ids"] == harness_ids[0].tolist() == [2, 3]
+    assert copy.pad_token_id == copy.eos_token_id == 1 and tokenizer("the movie")["input_ids"] == [0, 2, 3]  # the original unchanged

@@ -23,7 +23,8 @@ Reward heads
     :func:`fit_on_rankings`, :func:`all_pairs_loss`, :func:`plackett_luce_loss`, :func:`items_rollout`,
     :func:`best_of_groups` (the best row of each group of K)
 Pretrained models (hub id or local ``save_pretrained`` folder; safetensors only; :class:`UsageError` if unusable)
-    :func:`load_causal_lm`, :func:`load_sequence_classifier`, :func:`load_pretrained_tokenizer`
+    :func:`load_causal_lm`, :func:`load_sequence_classifier`, :func:`load_pretrained_tokenizer`,
+    :func:`tokenizer_for_trainers` (a copy for TRL's trainers: PAD = EOS, no special tokens added)
     (left padding; adds its own ``<pad>`` when the tokenizer has none or pads with EOS),
     :func:`check_model_tokenizer` (vocabularies compatible, PAD never sampled)
 Building the embedded benchmarks' models
@@ -63,6 +64,7 @@ from harness.lm.pretrained import (
     load_causal_lm,
     load_pretrained_tokenizer,
     load_sequence_classifier,
+    tokenizer_for_trainers,
 )
 from harness.lm.reward_heads import (
     ClassifierReward,
@@ -86,7 +88,7 @@ from harness.lm.sampling import (
 __all__ = [
     "EOS", "PAD", "UNK", "ClassifierReward", "LMShape", "TrainSettings", "all_pairs_loss", "best_of_groups", "can_be_critic",
     "check_model_tokenizer", "classifier_scores", "critic_values", "encode_prompts", "fit_on_rankings", "gpt2_config",
-    "is_plain_gpt2", "items_rollout", "lm_logits", "lm_to_classifier", "load_causal_lm", "load_pretrained_tokenizer",
+    "is_plain_gpt2", "items_rollout", "lm_logits", "lm_to_classifier", "load_causal_lm", "load_pretrained_tokenizer", "tokenizer_for_trainers",
     "load_sequence_classifier", "load_tokenizer", "mean_token_log_likelihood", "model_log_probs", "model_vocab_size",
     "new_lm", "plackett_luce_loss", "policy_logits", "response_hidden", "response_log_probs", "response_logits",
     "response_nll", "rollout_from_texts", "sample_batch", "sample_rollout", "sequence_inputs", "token_log_probs",

@@ -7,6 +7,8 @@ vocabulary, so that a sampled token is never mistaken for padding.
 
 from __future__ import annotations
 
+import copy
+
 import re
 from pathlib import Path
 
@@ -157,3 +159,20 @@ def check_model_tokenizer(model, tokenizer) -> None:
     if not torch.allclose(direct.float(), split.float(), rtol=1e-4, atol=1e-4):
         raise UsageError(f"the {name} post-processes its logits after the LM head: the harness's batched forwards "
                          "(lm_head of the last hidden state) would disagree with what it samples")  # fmt: skip
+
+
+def tokenizer_for_trainers(tokenizer):
+    """A copy of ``tokenizer`` for third-party trainers (TRL's SFT, DPO, GRPO, RLOO): PAD = EOS,
+    since they embed their padding (the harness's PAD lies outside the vocabulary; attention masks
+    hide it), and no special tokens added around a text — the harness encodes prompts with
+    ``add_special_tokens=False``, so a trainer must see the ids that sampling and scoring see
+    (else a Llama-family tokenizer would add a BOS in training only)."""
+    from tokenizers import processors
+
+    tok = copy.deepcopy(tokenizer)
+    tok.pad_token = tok.eos_token
+    backend = getattr(tok, "backend_tokenizer", None)
+    probe = "a"
+    if backend is not None and tok(probe)["input_ids"] != tok(probe, add_special_tokens=False)["input_ids"]:
+        backend.post_processor = processors.TemplateProcessing(single="$A", pair="$A $B:1", special_tokens=[])
+    return tok

@@ -37,6 +37,7 @@ from harness.lm import (
     load_tokenizer,
     mean_token_log_likelihood,
     new_lm,
+    tokenizer_for_trainers,
     train_causal_lm,
     train_tokenizer,
 )
@@ -266,8 +267,8 @@ class _Builder:
 
     def _sft_with_trl(self, model) -> None:
         """TRL's SFTTrainer on the demonstrations as prompt–completion pairs: loss on the
-        completion only, EOS appended, sequences cut at ``max_positions``. Padding uses EOS (the
-        harness's PAD lies outside the model's vocabulary; attention masks hide it)."""
+        completion only, EOS appended, sequences cut at ``max_positions``; tokenized as the harness
+        samples (no special tokens added), padded with EOS (``tokenizer_for_trainers``)."""
         import datasets
         from trl import SFTConfig, SFTTrainer
 
@@ -279,12 +280,13 @@ class _Builder:
         with tempfile.TemporaryDirectory() as tmp:
             args = SFTConfig(
                 output_dir=tmp, num_train_epochs=c.sft_epochs, learning_rate=c.sft_lr, per_device_train_batch_size=16,
-                max_length=c.max_positions, completion_only_loss=True, pad_token=self.tokenizer.eos_token,
+                max_length=c.max_positions, completion_only_loss=True,
                 lr_scheduler_type="linear", warmup_steps=0.05, seed=c.seed + 1, data_seed=c.seed + 1, report_to=[],
                 save_strategy="no", logging_strategy="no", bf16=False, fp16=False, use_cpu=self.device.type == "cpu",
                 disable_tqdm=self.quiet, dataloader_num_workers=0,
             )  # fmt: skip
-            SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(pairs), processing_class=self.tokenizer).train()
+            SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(pairs),
+                       processing_class=tokenizer_for_trainers(self.tokenizer)).train()  # fmt: skip
         model.eval()
 
     def _build_judge(self, out: Path) -> None:
