@@ -78,6 +78,9 @@ class Policy:
     #: responses sampled from the model, and proxy-RM queries made, per response returned
     samples_per_response: int = 1
     rm_queries_per_response: int = 0
+    #: a policy that answers with the proxy's best of n samples names the policy it samples from:
+    #: the runner then also traces the best-of-k curve (k = 1, 2, 4, …) from one set of its samples
+    best_of_n_base: Policy | None = None
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerFast):
         self.model = model

@@ -5,6 +5,9 @@
     harness sweep sweeps/leaderboard.yaml          a grid of algorithms × benchmarks × seeds, then its tables
     harness runs | show RUN | samples | leaderboard [--format md|csv|html|latex] [--code-versions latest|pool|each]
     harness reward-models pairwise ranking         held-out accuracy of reward models at equal annotation budgets
+    harness plot [--kind frontier|overoptimisation|curves|all] [--metric KEY ...]   gold vs KL, proxy vs gold, curves (PNG, SVG)
+    harness fit [--benchmark B] [--format md|csv|html]   Gao et al.'s over-optimisation forms fitted, with bootstrap CIs
+    harness report [--out results/report.html] [--sweep FILE]   one standalone HTML page: tables, plots, fits, samples
     harness cache ls | clear
     harness bench ppo                              speed benchmarks that plugins add (harness bench lists them)
 """
@@ -112,12 +115,38 @@ def _store_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=_default_store(), help="SQLite results store (default: %(default)s; $HARNESS_STORE)")
 
 
+#: the trackers ``--report-to`` accepts (the ``trackers`` plugin, plugins/trackers.py, reads the variable);
+#: each one's package and pip extra, ``rlhf-harness[NAME]``, carry its name
+REPORT_TO = ("tensorboard", "wandb")
+REPORT_TO_ENV = "HARNESS_REPORT_TO"
+
+
+def _report_to(text: str) -> str:
+    """``--report-to`` (default ``$HARNESS_REPORT_TO``): comma-separated trackers, or ``none``. An unknown
+    name or a tracker that is not installed is a one-line error before any run; the value is exported
+    to ``$HARNESS_REPORT_TO``, which the trackers plugin reads as each run starts (and subprocesses inherit)."""
+    import importlib.util
+
+    names = list(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip().lower() not in ("", "none")))
+    for name in names:
+        if name not in REPORT_TO:
+            raise UsageError(f"--report-to (or ${REPORT_TO_ENV}): unknown tracker {name!r}{did_you_mean(name, REPORT_TO)}; "
+                             f"valid: {', '.join(REPORT_TO)}, none")  # fmt: skip
+        if importlib.util.find_spec(name) is None:
+            raise UsageError(f"--report-to {name}: {name} is not installed; pip install 'rlhf-harness[{name}]'")
+    os.environ[REPORT_TO_ENV] = ",".join(names) or "none"
+    return os.environ[REPORT_TO_ENV]
+
+
 def _workspace_args(parser: argparse.ArgumentParser) -> None:
     _store_arg(parser)
     parser.add_argument("--results-dir", default="results", help="where run folders go (default: %(default)s)")
     parser.add_argument("--cache-dir", default=None, help="stage cache (default: $HARNESS_CACHE_DIR or ~/.cache/rlhf-harness)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--report-to", type=_report_to, default=os.environ.get(REPORT_TO_ENV) or None, metavar="NAMES",
+                        help="log every run to trackers: tensorboard, wandb (comma-separated) or none "
+                             "(default: $HARNESS_REPORT_TO, else none; into each run folder)")  # fmt: skip
     _common(parser)
 
 
@@ -367,14 +396,97 @@ def cmd_leaderboard(argv: list[str]) -> int:
                         "latest (the newest code's runs; the others are counted, not pooled), pool, or each (a row per "
                         "code version) (default: %(default)s)")  # fmt: skip
     parser.add_argument("--out", default=None, help="also write LEADERBOARD.md and leaderboard.csv into this folder")
+    parser.add_argument("--baseline", metavar="ROW", default=None, help="mark every other row of each table better (▲), "
+                        "worse (▼) or not distinguishable (≈) from this one on each metric, by Welch's t over seeds and a "
+                        "paired bootstrap over held-out prompts (Holm–Bonferroni, α = 0.05): a row's algorithm, e.g. sft, "
+                        "qualified where a table has several rows of it, e.g. 'ppo (reward_model=pairwise)'")  # fmt: skip
     args = parser.parse_args(argv)
     with Store(_existing_store(args.store)) as store:
         frame = store.metrics_frame(benchmark=args.benchmark)
-    table = build_leaderboard(frame, code_versions=args.code_versions)
+        # the paired bootstrap reads the runs' stored samples: built while the store is open
+        table = build_leaderboard(frame, code_versions=args.code_versions, baseline=args.baseline, samples=store.samples)
     print(render(table, args.format), end="")
     if args.out:
         for path in write_leaderboard(table, Path(args.out)):
             print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_plot(argv: list[str]) -> int:
+    """Figures from the store as PNG and SVG: the gold-vs-KL frontier, proxy vs gold over KL, training curves."""
+    from harness.results.plots import KINDS, plot_store
+    from harness.results.store import Store
+
+    parser = ArgumentParser(prog=f"{PROG} plot", description="Figures from the store, as PNG and SVG: frontier_<benchmark> "
+                            "(gold reward vs √KL per run and configuration, best-of-n, π_sft), overoptimisation_<benchmark> "
+                            "(proxy and gold gains vs √KL, a panel per configuration), curves_<benchmark>_<metric> (a logged "
+                            "training metric, mean ± 95% CI over seeds).")  # fmt: skip
+    _store_arg(parser)
+    parser.add_argument("--benchmark", help="only this benchmark (default: every one in the store)")
+    parser.add_argument("--out", default="results/plots", help="folder for the files (default: %(default)s)")
+    parser.add_argument("--kind", default="all", help=f"one of {', '.join(KINDS)} (default: %(default)s)")
+    parser.add_argument("--metric", nargs="+", action="extend", default=None, metavar="KEY",
+                        help="training curves of these logged keys, e.g. objective/kl loss/policy (default: objective/scores "
+                             "and objective/kl, where logged)")  # fmt: skip
+    args = parser.parse_args(argv)
+    with Store(_existing_store(args.store)) as store:
+        paths, notes = plot_store(store, Path(args.out), kind=args.kind, metrics=args.metric, benchmark=args.benchmark)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def cmd_fit(argv: list[str]) -> int:
+    """Gao et al.'s over-optimisation forms fitted to the stored trajectories, as a table."""
+    from harness.results.fits import FIT_FORMATS, fit_table, render_fit_table
+    from harness.results.plots import check_benchmark, fit_points, load_trajectories
+    from harness.results.store import Store
+
+    parser = ArgumentParser(prog=f"{PROG} fit", description="Fit Gao, Schulman & Hilton (2022)'s forms to every configuration's "
+                            "gold-vs-KL trajectory: R(d) = d(α − β log d) along RL training, R(d) = d(α − β d) for best-of-n, "
+                            "d = √KL(π‖π_sft), R the gold gained over π_sft; α, β, R², the d and KL where gold peaks, with "
+                            "bootstrap CIs over seeds. A configuration with too few points is refused, saying why.")  # fmt: skip
+    _store_arg(parser)
+    parser.add_argument("--benchmark", help="only this benchmark (default: every one in the store)")
+    parser.add_argument("--format", default="md", choices=FIT_FORMATS)
+    parser.add_argument("--bootstrap", type=_positive_int, default=1000, metavar="B", help="bootstrap refits (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the table here instead of printing it")
+    args = parser.parse_args(argv)
+    with Store(_existing_store(args.store)) as store:
+        check_benchmark(store, args.benchmark)
+        points = fit_points(load_trajectories(store, args.benchmark))
+    if points.empty:
+        raise UsageError("no trajectories to fit: no run in the store recorded checkpoints (--eval-checkpoint-every) or a best-of-n curve")
+    text = render_fit_table(fit_table(points, n_boot=args.bootstrap, seed=0), args.format)
+    if args.out is None:
+        print(text)
+    else:
+        from harness.results.leaderboard import write_atomically
+
+        print(write_atomically(args.out, text))
+    return 0
+
+
+def cmd_report(argv: list[str]) -> int:
+    """One standalone HTML page: leaderboards, inline SVG plots, fits, samples, the sweep and manifests."""
+    from harness.results.html_report import SAMPLES_PER_RUN, write_report
+    from harness.results.store import Store
+
+    parser = ArgumentParser(prog=f"{PROG} report", description="One standalone HTML page (nothing loaded from a network): "
+                            "the leaderboards, the plots inline, the over-optimisation fits, a few samples per run, the "
+                            "sweep's command and file, and the runs' manifests.")  # fmt: skip
+    _store_arg(parser)
+    parser.add_argument("--out", default="results/report.html", help="the page to write (default: %(default)s)")
+    parser.add_argument("--benchmark", help="only this benchmark (default: every one in the store)")
+    parser.add_argument("--sweep", type=Path, default=None, metavar="FILE", help="show this sweep file and its command")
+    parser.add_argument("--samples", type=_positive_int, default=SAMPLES_PER_RUN, metavar="N",
+                        help="stored samples shown per run (default: %(default)s)")  # fmt: skip
+    args = parser.parse_args(argv)
+    with Store(_existing_store(args.store)) as store:
+        path = write_report(store, Path(args.out), benchmark=args.benchmark, sweep_file=args.sweep, samples_per_run=args.samples)
+    print(path)
     return 0
 
 
@@ -477,6 +589,9 @@ CORE_COMMANDS = {
     "sweep": cmd_sweep,
     "reward-models": cmd_reward_models,
     "data": cmd_data,
+    "plot": cmd_plot,
+    "fit": cmd_fit,
+    "report": cmd_report,
 }
 
 

@@ -40,6 +40,7 @@ class BestOfNPolicy(Policy):
         self.reward_model, self.n = reward_model, n
         self.analytic_kl = math.log(n) - (n - 1) / n
         self.samples_per_response = self.rm_queries_per_response = n
+        self.best_of_n_base = Policy(model, tokenizer)
 
     def sample(self, prompts: list[str], settings: GenerationSettings, generator: torch.Generator, desc: str | None = None) -> Rollout:
         candidates = super().sample([p for p in prompts for _ in range(self.n)], settings, generator, desc)

@@ -261,7 +261,10 @@ def test_evaluation_samples_held_out_prompts_with_the_seeds_it_should(tmp_path, 
     (stored,) = runs(tmp_path)
     with Store(tmp_path / "store.sqlite") as s:
         samples = s.samples(stored.run_id)
-    assert {x["prompt"] for x in samples} <= held_out and [x["response"] for x in samples] == batch.rollout.responses[:48]
+    # every evaluated sample, in evaluation order, with per-sample values for paired comparisons
+    assert [x["prompt"] for x in samples] == batch.rollout.prompts and [x["response"] for x in samples] == batch.rollout.responses
+    assert [x["length"] for x in samples] == batch.rollout.lengths.tolist()
+    assert [x["kl"] for x in samples] == pytest.approx(batch.kl_per_sequence.tolist())
 
 
 @pytest.mark.parametrize(
@@ -291,14 +294,17 @@ def test_a_run_never_samples_more_episodes_than_its_budget(tmp_path, tiny_proxy,
 
         return wrapper
 
-    def evaluate_after_training(*args, **kwargs):
-        phase["training"] = False
-        return original_evaluate(*args, **kwargs)
+    def after_training(original):  # checkpoint measurements and the final evaluation are not training
+        def wrapper(*args, **kwargs):
+            phase["training"] = False
+            return original(*args, **kwargs)
 
-    original_evaluate = runner.evaluate
+        return wrapper
+
     monkeypatch.setattr(fast, "gpt2_sample", counting(fast.gpt2_sample))
     monkeypatch.setattr(sampling, "sample_responses", counting(sampling.sample_responses))
-    monkeypatch.setattr(runner, "evaluate", evaluate_after_training)
+    monkeypatch.setattr(runner, "gold_along_training", after_training(runner.gold_along_training))
+    monkeypatch.setattr(runner, "evaluate", after_training(runner.evaluate))
     assert run(tmp_path, *algo_args, "--budget", str(budget)) == 0
     (r,) = runs(tmp_path)
     assert sampled["training"] == r.budget_used["episodes_used"] <= budget
@@ -414,6 +420,9 @@ runs:
 reports:
   samples: {{seed: 0, n: 2}}
   reward_models: [pairwise]
+  plots: true
+  fits: true
+  report: true
 """
 
 
@@ -429,6 +438,10 @@ def test_sweep_runs_the_grid_resumes_and_writes_its_tables(tmp_path, tiny_proxy,
     assert board.startswith(f"Made by `harness sweep {sweep}`") and "| best-of-n " in board and "| sft " in board
     assert "code version " in board.splitlines()[0]
     assert (out / "SAMPLES.md").read_text().count("· seed 0 ·") == 2 and "| pairwise " in (out / "REWARD_MODELS.md").read_text()
+    # the best-of-n curve and π_sft's point: a frontier, a fit of the curve, one page with all of it
+    assert (out / "plots" / "frontier_sentiment.svg").exists() and (out / "plots" / "frontier_sentiment.png").exists()
+    assert "| best-of-n " in (out / "FITS.md").read_text() and "d (α − β d)" in (out / "FITS.md").read_text()
+    assert "frontier_sentiment" in (out / "report.html").read_text()
 
     assert main(argv) == 0  # a second sweep resumes: every seed is already in the store
     assert len(runs(tmp_path)) == 4
@@ -457,6 +470,7 @@ def test_sweep_runs_the_grid_resumes_and_writes_its_tables(tmp_path, tiny_proxy,
         ("seeds: [0]\nruns:\n  - algo: sft\n    reward_model: {a: 1}\n", "line 3: runs[0]: expected {algo: NAME"),
         ("seeds: [0]\nruns:\n  - algo: sft\nreports:\n  reward_models: [pairwse]\n",
          "line 4: reports: unknown reward model 'pairwse' (did you mean 'pairwise'?)"),
+        ("seeds: [0]\nruns:\n  - algo: sft\nreports:\n  plots: yes please\n", "line 4: reports: plots: expected true or false"),
         ("seeds: [0\n", "invalid YAML"),
     ],
 )

@@ -58,16 +58,25 @@ def evaluate(
     return metrics, higher, batch
 
 
-def stored_samples(batch: EvalBatch, count: int) -> list[dict]:
-    """The first ``count`` evaluated responses, with their gold (when there is one) and proxy scores."""
-    rows = []
+def stored_samples(batch: EvalBatch, count: int | None = None) -> list[dict]:
+    """The first ``count`` (default: every) evaluated responses, in evaluation order, with their
+    gold (when there is one), proxy score, length, EOS and KL(π‖π_ref) estimate: per-prompt
+    values for paired comparisons between runs on the same prompts."""
     gold = batch.gold if batch.has_gold else None
-    for i in range(min(count, len(batch.rollout))):
+    if batch.policy.analytic_kl is not None:
+        kl = [float(batch.policy.analytic_kl)] * len(batch.rollout)
+    else:
+        kl = batch.kl_per_sequence.tolist() if batch.kl_per_sequence is not None else [float("nan")] * len(batch.rollout)
+    lengths = batch.rollout.lengths.tolist()
+    rows = []
+    for i in range(len(batch.rollout) if count is None else min(count, len(batch.rollout))):
         rows.append({
             "prompt": batch.rollout.prompts[i],
             "response": batch.rollout.responses[i],
             "gold": None if gold is None else float(gold[i]),
             "proxy": float(batch.proxy[i]),
             "ended": bool(batch.rollout.ended[i]),
+            "length": int(lengths[i]),
+            "kl": float(kl[i]),
         })  # fmt: skip
     return rows

@@ -28,13 +28,12 @@ from harness.errors import NonFiniteError, UsageError
 from harness.pipeline.cache import StageCache
 from harness.pipeline.stages import PreparedBenchmark, prepare
 from harness.results.store import Store
+from harness.running.checkpoints import CHECKPOINT_SEED_OFFSET, CheckpointSchedule, best_of_n_curve, checkpoint_prompts, measure, measure_checkpoints
 from harness.running.evaluation import evaluate, stored_samples
 from harness.running.manifest import manifest
 from harness.running.reward_fit import CountingRewardModel, ProxyFit, fit_proxy, optimizer_preferences
 from harness.running.spec import RunSpec
 
-#: how many held-out generations each run keeps in the store
-STORED_SAMPLES = 48
 
 
 def resolve_device(name: str) -> torch.device:
@@ -74,6 +73,7 @@ class Workspace:
         self._store: Store | None = None
         self._prepared: dict[str, PreparedBenchmark] = {}
         self._proxies: dict[str, ProxyFit] = {}
+        self._initial_checkpoints: dict[str, dict[str, float]] = {}
 
     @property
     def store(self) -> Store:
@@ -92,6 +92,14 @@ class Workspace:
         if key not in self._proxies:
             self._proxies[key] = fit_proxy(rm, prepared, self.device)
         return self._proxies[key]
+
+    def initial_checkpoint(self, spec: RunSpec, measure) -> dict[str, float]:
+        """π_sft's checkpoint measurement, the same for every run of one benchmark, reward model,
+        seed and evaluation settings: measured once per workspace."""
+        key = config_hash(spec.benchmark.as_dict(), spec.reward_model.as_dict(), spec.evaluation, spec.seed)
+        if key not in self._initial_checkpoints:
+            self._initial_checkpoints[key] = measure()
+        return self._initial_checkpoints[key]
 
     def close(self) -> None:
         if self._store is not None:
@@ -131,6 +139,31 @@ def _check_finite(step: int, metrics: dict[str, float]) -> None:
             raise NonFiniteError(f"{key} is {value} at step {step}")
 
 
+def gold_along_training(workspace: Workspace, spec: RunSpec, prepared: PreparedBenchmark, proxy, settings,
+                        schedule: CheckpointSchedule, policy: Policy, ref_model, last_step: int) -> list[tuple[int, dict[str, float]]]:  # fmt: skip
+    """After training: the checkpoint points (π_sft, each weight snapshot, the final policy) on
+    the checkpoint prompts, or a best-of-n policy's best-of-k curve (see ``checkpoints``)."""
+    prompts = checkpoint_prompts(prepared.eval_prompts, settings)
+    gold = prepared.judge.gold if prepared.judge.has_gold else None
+    seed = spec.seed + CHECKPOINT_SEED_OFFSET
+    ref = Policy(ref_model, prepared.tokenizer)
+    if policy.best_of_n_base is not None:
+        if not settings.best_of_n_curve:
+            return []
+        points = best_of_n_curve(policy.best_of_n_base, prompts[:: settings.checkpoint_samples_per_prompt],
+                                 settings.best_of_n_curve, prepared.generation, seed, gold, proxy)  # fmt: skip
+        return list(enumerate(points))
+    if settings.checkpoint_every <= 0:
+        return []
+
+    def measure_policy(p: Policy) -> dict[str, float]:
+        return measure(p, ref, prompts, prepared.generation, seed, gold, proxy)
+
+    initial = workspace.initial_checkpoint(spec, lambda: measure_policy(ref))
+    probe = prepared.load_sft() if schedule.snapshots else None
+    return measure_checkpoints(schedule, probe, policy, last_step, initial, measure_policy)
+
+
 def run(spec: RunSpec, workspace: Workspace) -> RunResult:
     """Run ``spec`` once: a crash fails this run only (stored with its reason); Ctrl-C marks it
     interrupted and propagates."""
@@ -166,20 +199,27 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
     # optimizer holds no handle on the store (which holds other runs' gold-scored samples).
     curve: list[tuple[int, dict[str, float]]] = []
 
-    def log(step: int, metrics: dict[str, float]) -> None:
+    def record(step: int, metrics: dict[str, float]) -> None:
         metrics = {k: float(v) for k, v in metrics.items()}
         curve.append((step, metrics))
         log_file.write(json.dumps({"step": step, **metrics}) + "\n")
         host.hook.harness_metrics_logged(run=info, step=step, metrics=metrics)
-        _check_finite(step, metrics)
 
+    def log(step: int, metrics: dict[str, float]) -> None:
+        record(step, metrics)
+        _check_finite(step, metrics)
+        schedule.after_log(step, ctx.model)  # weights only: measured after training, out of the optimizer's reach
+
+    schedule: CheckpointSchedule | None = None
     status, metrics, error = "failed", {}, None
     budget_used: dict[str, Any] = budget.as_dict()
     try:
         host.hook.harness_run_started(run=info)
         seed_everything(spec.seed)
+        settings = spec.evaluation_settings()
         preferences, annotation_cost = optimizer_preferences(algorithm, prepared)
         ref_model = prepared.load_sft().requires_grad_(False)
+        schedule = CheckpointSchedule(settings.checkpoint_every, budget, run_dir / "checkpoints")
         ctx = TrainContext(
             model=prepared.load_sft(), ref_model=ref_model, tokenizer=prepared.tokenizer,
             reward_model=CountingRewardModel(proxy, budget), train_prompts=list(prepared.train_prompts),
@@ -187,17 +227,19 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
             log=log, quiet=workspace.quiet, preferences=preferences,
         )  # fmt: skip
         policy = algorithm.train(ctx)
+        for step, point in gold_along_training(workspace, spec, prepared, proxy, settings, schedule, policy, ref_model,
+                                               last_step=max((step for step, _ in curve), default=0)):  # fmt: skip
+            record(step, point)
         store.log_curve(run_id, curve)
         budget_used = budget.as_dict()  # training only: evaluation's RM calls are not the optimizer's
         if preferences is not None:  # an offline learner's data: annotations, in pair-equivalents
             budget_used["annotations"] = annotation_cost
-        settings = spec.evaluation_settings()
         metrics, higher, batch = evaluate(host.evaluators.entries(), policy, Policy(ref_model, prepared.tokenizer), prepared,
                                           proxy, spec.seed, settings, workspace.quiet)  # fmt: skip
         # Inference-time cost: best-of-n samples n responses and asks the RM n times per answer.
         budget_used["inference"] = {"samples_per_response": policy.samples_per_response,
                                     "rm_queries_per_response": policy.rm_queries_per_response}  # fmt: skip
-        store.add_samples(run_id, stored_samples(batch, STORED_SAMPLES))
+        store.add_samples(run_id, stored_samples(batch))
         policy.save(run_dir / "policy.safetensors")
         status = store.finish_run(run_id, status="finished", metrics=metrics, higher_is_better=higher, budget_used=budget_used)
         if status != "finished":
@@ -215,5 +257,7 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
         metrics = {}
     finally:
         log_file.close()
+        if schedule is not None:
+            schedule.discard()
         host.hook.harness_run_finished(run=info, status=status, metrics=metrics, error=error)
     return RunResult(spec, run_id, name, status, metrics, error)

@@ -34,12 +34,22 @@ class EvaluationSettings:
 
     samples_per_prompt: int = help_field("samples per held-out prompt at evaluation", 8)
     max_prompts: int = help_field("evaluate on the first N held-out prompts (0: all of them)", 0)
+    checkpoint_every: int = help_field("measure gold, proxy and KL along training every N episodes (0: off)", 512)
+    checkpoint_prompts: int = help_field("checkpoints use the first N held-out prompts", 64)
+    checkpoint_samples_per_prompt: int = help_field("samples per prompt at each checkpoint", 2)
+    best_of_n_curve: int = help_field("a best-of-n run also traces best-of-k for k = 1, 2, 4, … up to N from one set of N samples per checkpoint prompt (0: off)", 64)
 
     def __post_init__(self):
         if self.samples_per_prompt < 1:
             raise ValueError(f"--eval-samples-per-prompt must be >= 1, got {self.samples_per_prompt}")
         if self.max_prompts < 0:
             raise ValueError(f"--eval-max-prompts must be >= 0, got {self.max_prompts}")
+        for name in ("checkpoint_every", "best_of_n_curve"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--eval-{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        for name in ("checkpoint_prompts", "checkpoint_samples_per_prompt"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--eval-{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

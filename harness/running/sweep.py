@@ -18,6 +18,9 @@ specs directly (no command lines in between) and run by the same orchestrator as
     reports:                         # optional, written beside the leaderboard
       samples: {seed: 0, n: 6}       # SAMPLES.md
       reward_models: [pairwise, {name: ranking, args: {loss: plackett-luce}}]   # REWARD_MODELS.md
+      plots: true                    # plots/: frontier, over-optimisation, training curves (PNG, SVG)
+      fits: true                     # FITS.md, fits.csv: Gao et al.'s forms fitted
+      report: true                   # report.html: one standalone page of all of it
 
 A re-run resumes: a (spec key, seed) already finished in the store is skipped.
 """
@@ -40,7 +43,7 @@ from harness.running.spec import EvaluationSettings, RunSpec, make_specs
 
 TOP_KEYS = {"benchmarks", "seeds", "reward_model", "rm_args", "budget", "evaluation", "device", "runs", "reports"}
 RUN_KEYS = {"algo", "args", "reward_model", "rm_args", "budget"}
-REPORT_KEYS = {"samples", "reward_models"}
+REPORT_KEYS = {"samples", "reward_models", "plots", "fits", "report"}
 
 
 @dataclass
@@ -186,6 +189,9 @@ def _check_reports(host, reports: dict) -> None:
         raise UsageError(f"samples: expected {{seed: N, n: N}}, got {samples!r}")
     if reports.get("reward_models") is not None:
         reward_model_entries(host, reports["reward_models"])
+    for key in ("plots", "fits", "report"):
+        if key in reports and not isinstance(reports[key], bool):
+            raise UsageError(f"{key}: expected true or false, got {reports[key]!r}")
 
 
 def _cell(host, bench_name: str, settings: dict, r: dict, data: dict, evaluation, seeds: list[int]) -> Cell:
@@ -271,7 +277,32 @@ def write_sweep_reports(sweep: Sweep, workspace: Workspace, out_dir: Path, comma
         paths.append(write_atomically(out_dir / "SAMPLES.md", intro + samples_markdown(runs, workspace.store.samples, n)))
     if (entries := sweep.reports.get("reward_models")) is not None:
         paths.append(write_atomically(out_dir / "REWARD_MODELS.md", _reward_model_report(sweep, workspace, entries, header)))
+    # Figures, fits and the page read the whole store: give a sweep a store of its own (as the committed one has).
+    if sweep.reports.get("plots"):
+        from harness.results.plots import plot_store
+
+        paths += plot_store(workspace.store, out_dir / "plots")[0]
+    if sweep.reports.get("fits"):
+        paths += _write_fits(workspace, out_dir, header)
+    if sweep.reports.get("report"):
+        from harness.results.html_report import write_report
+
+        paths.append(write_report(workspace.store, out_dir / "report.html", sweep_file=sweep.path))
     return paths
+
+
+def _write_fits(workspace: Workspace, out_dir: Path, header: str) -> list[Path]:
+    from harness.results.fits import fit_table, render_fit_table
+    from harness.results.leaderboard import write_atomically
+    from harness.results.plots import fit_points, load_trajectories
+
+    points = fit_points(load_trajectories(workspace.store))
+    if points.empty:
+        return []
+    table = fit_table(points, n_boot=1000, seed=0)
+    intro = "# Over-optimisation fits (Gao, Schulman & Hilton 2022)\n\n" + header
+    return [write_atomically(out_dir / "FITS.md", intro + render_fit_table(table, "md") + "\n"),
+            write_atomically(out_dir / "fits.csv", render_fit_table(table, "csv"))]  # fmt: skip
 
 
 def _reward_model_report(sweep: Sweep, workspace: Workspace, entries: list, header: str) -> str:
