@@ -395,7 +395,8 @@ def cmd_leaderboard(argv: list[str]) -> int:
     parser.add_argument("--code-versions", default="latest", help="runs of one experiment made by different code: "
                         "latest (the newest code's runs; the others are counted, not pooled), pool, or each (a row per "
                         "code version) (default: %(default)s)")  # fmt: skip
-    parser.add_argument("--out", default=None, help="also write LEADERBOARD.md and leaderboard.csv into this folder")
+    parser.add_argument("--out", default=None, help="also write LEADERBOARD.md and leaderboard.csv into this folder (with "
+                        "--format html, also report.html: the standalone page of harness report)")  # fmt: skip
     parser.add_argument("--baseline", metavar="ROW", default=None, help="mark every other row of each table better (▲), "
                         "worse (▼) or not distinguishable (≈) from this one on each metric, by Welch's t over seeds and a "
                         "paired bootstrap over held-out prompts (Holm–Bonferroni, α = 0.05): a row's algorithm, e.g. sft, "
@@ -405,10 +406,14 @@ def cmd_leaderboard(argv: list[str]) -> int:
         frame = store.metrics_frame(benchmark=args.benchmark)
         # the paired bootstrap reads the runs' stored samples: built while the store is open
         table = build_leaderboard(frame, code_versions=args.code_versions, baseline=args.baseline, samples=store.samples)
+        written = write_leaderboard(table, Path(args.out)) if args.out else []
+        if args.out and args.format == "html":  # the page: tables, plots, fits and samples, standalone
+            from harness.results.html_report import write_report
+
+            written.append(write_report(store, Path(args.out) / "report.html", benchmark=args.benchmark))
     print(render(table, args.format), end="")
-    if args.out:
-        for path in write_leaderboard(table, Path(args.out)):
-            print(f"wrote {path}", file=sys.stderr)
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

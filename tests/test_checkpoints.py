@@ -94,3 +94,18 @@ def test_evaluation_settings_for_checkpoints_are_checked(tmp_path, capsys):
     assert run(tmp_path, "--algo", "sft", "--eval-checkpoint-prompts", "0") == 2
     assert "--eval-checkpoint-prompts must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "store.sqlite").exists() or runs(tmp_path) == []
+
+
+@pytest.mark.parametrize("final_is_sft, expected", [(False, [0, 1]), (True, [0])])
+def test_an_offline_learner_gets_its_final_policy_measured(tmp_path, final_is_sft, expected):
+    """DPO spends no episodes, so no mark is ever crossed: its trajectory is π_sft and the final
+    policy — unless the policy is π_sft itself (``sft``), which is one point."""
+    from harness.api import Budget, Policy
+    from harness.running.checkpoints import CheckpointSchedule, measure_checkpoints
+
+    schedule = CheckpointSchedule(512, Budget(4096), tmp_path)
+    final = Policy(torch.nn.Linear(1, 1), tokenizer=None)
+    points = measure_checkpoints(schedule, None, final, last_step=1, initial={"kl": 0.0}, final_is_sft=final_is_sft,
+                                 measure_policy=lambda policy: {"kl": 1.5})  # fmt: skip
+    assert [step for step, _ in points] == expected
+    assert [p["checkpoint/episodes"] for _, p in points] == [0.0] * len(expected)

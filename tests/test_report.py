@@ -342,6 +342,15 @@ def test_report_cli_writes_the_page_with_the_sweep(report_store: Path, tmp_path:
     assert "I thought" not in text
 
 
+def test_leaderboard_html_out_writes_the_page_beside_the_tables(report_store: Path, tmp_path: Path, capsys):
+    out = tmp_path / "board"
+    assert main(["leaderboard", "--store", str(report_store), "--format", "html", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["LEADERBOARD.md", "leaderboard.csv", "report.html"]
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and 'id="fits"' in page
+    assert f"wrote {out / 'report.html'}" in capsys.readouterr().err
+
+
 def test_report_is_deterministic(report_store: Path, page: Path, tmp_path: Path):
     assert write_page(report_store, tmp_path / "again.html").read_bytes() == page.read_bytes()
 

@@ -148,10 +148,11 @@ class CheckpointSchedule:
 
 
 def measure_checkpoints(schedule: CheckpointSchedule, probe_model, final: Policy, last_step: int, initial: dict[str, float],
-                        measure_policy: Callable[[Policy], dict[str, float]]) -> list[tuple[int, dict[str, float]]]:  # fmt: skip
+                        measure_policy: Callable[[Policy], dict[str, float]], final_is_sft: bool) -> list[tuple[int, dict[str, float]]]:  # fmt: skip
     """The checkpoint points of one run, ``[(step, {checkpoint/*: value})]``: π_sft at step 0
     (``initial``), each snapshot loaded into ``probe_model``, and ``final`` unless the last
-    snapshot already saw every episode spent."""
+    snapshot already saw every episode spent or it is π_sft itself (``final_is_sft``). An
+    offline learner (DPO) spends no episodes: its trajectory is π_sft and its final policy."""
 
     def point(episodes: int, values: dict[str, float]) -> dict[str, float]:
         return {"checkpoint/episodes": float(episodes), **{f"checkpoint/{k}": v for k, v in values.items()}}
@@ -161,7 +162,7 @@ def measure_checkpoints(schedule: CheckpointSchedule, probe_model, final: Policy
         probe_model.load_state_dict(schedule.weights(saved))
         points.append((step, point(episodes, measure_policy(Policy(probe_model, final.tokenizer)))))
     used = schedule.budget.episodes_used
-    if used > 0 and (not schedule.snapshots or schedule.snapshots[-1][1] != used):
+    if not final_is_sft and (not schedule.snapshots or schedule.snapshots[-1][1] != used):
         taken = {step for step, _ in points}
         points.append((last_step + 1 if last_step in taken else last_step, point(used, measure_policy(final))))
     schedule.discard()

@@ -161,7 +161,13 @@ def gold_along_training(workspace: Workspace, spec: RunSpec, prepared: PreparedB
 
     initial = workspace.initial_checkpoint(spec, lambda: measure_policy(ref))
     probe = prepared.load_sft() if schedule.snapshots else None
-    return measure_checkpoints(schedule, probe, policy, last_step, initial, measure_policy)
+    final_is_sft = type(policy) is Policy and same_weights(policy.model, ref_model)
+    return measure_checkpoints(schedule, probe, policy, last_step, initial, measure_policy, final_is_sft)
+
+
+def same_weights(model, other) -> bool:
+    theirs = other.state_dict()
+    return all(key in theirs and torch.equal(value, theirs[key]) for key, value in model.state_dict().items())
 
 
 def run(spec: RunSpec, workspace: Workspace) -> RunResult:
