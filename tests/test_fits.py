@@ -174,6 +174,20 @@ def test_a_seed_without_its_d_zero_point_refuses_that_config_only():
     assert table.loc["best-of-n", "alpha"] == pytest.approx(BON[0], abs=0.05)
 
 
+def test_an_offline_learners_final_point_is_not_its_baseline():
+    """DPO spends no episodes: its final policy is stored at episodes 0 too, but with KL > 0. It
+    is a point to fit, not π_sft — and one such point per seed is too few to fit."""
+    rows = []
+    for seed in range(3):
+        rows += [{"episodes": 0.0, "n": math.nan, "kl": 0.0, "gold": 0.3, "seed": seed},
+                 {"episodes": 0.0, "n": math.nan, "kl": 2.0, "gold": 0.6, "seed": seed}]  # fmt: skip
+    frame = pd.DataFrame(rows).assign(benchmark="sentiment", config="dpo", kind="rl", proxy=0.0)
+    frame["d"] = np.sqrt(frame["kl"])
+    row = fit_table(frame, n_boot=20).iloc[0]
+    assert "a point per seed is no trajectory to fit" in row["note"] and math.isnan(row["alpha"])
+    assert row["d_max"] == pytest.approx(math.sqrt(2.0))
+
+
 def test_nan_inf_and_peakless_configs_are_noted_not_fatal():
     rng = np.random.default_rng(4)
     nan_gold = trajectories("rl", RL, range(2), rng, config="nan-gold")

@@ -35,7 +35,8 @@ from harness.results.leaderboard import NA, md_cell
 
 #: the fitted forms, by trajectory ``kind``
 FORMS = {"rl": "d (α − β log d)", "best-of-n": "d (α − β d)"}
-#: the column that marks each kind's d = 0 point, and its value there
+#: the column that marks each kind's d = 0 point, and its value there (with KL exactly 0: an
+#: offline learner's final policy also has 0 episodes, but not π_sft's KL)
 BASELINE = {"rl": ("episodes", 0.0), "best-of-n": ("n", 1.0)}
 #: a column needed only when its kind is present
 BASELINE_ONLY = {column: kind for kind, (column, _) in BASELINE.items()}
@@ -147,11 +148,18 @@ FITTERS = {"rl": fit_rl, "best-of-n": fit_best_of_n}
 # -------------------------------------------------------------------------
 
 
+def _at_zero(kind: str, part: pd.DataFrame) -> pd.Series:
+    """The d = 0 points (π_sft): the kind's marker value, and KL 0 (a Monte-Carlo estimate a hair
+    below 0 counts; an offline learner's final policy, also at 0 episodes, does not)."""
+    column, value = BASELINE[kind]
+    return (part[column] == value) & (part["kl"].clip(lower=0) <= 1e-9)
+
+
 def _seed_gains(kind: str, part: pd.DataFrame) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], float]:
     """Per seed, ``(d, gain)`` of its points other than the d = 0 one, and the largest d seen.
     :raises FitRefused: a seed without its d = 0 point."""
     column, value = BASELINE[kind]
-    at_zero = part[column] == value
+    at_zero = _at_zero(kind, part)
     missing = sorted(set(part["seed"]) - set(part.loc[at_zero, "seed"]))
     if missing:
         raise FitRefused(f"seed{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} "
@@ -168,6 +176,9 @@ def _seed_gains(kind: str, part: pd.DataFrame) -> tuple[dict[int, tuple[np.ndarr
         # the baseline point itself is dropped: its gain is 0 by construction and would only flatter R²
         keep = mine & ~zero
         out[int(s)] = (d_all[keep], gold[keep] - baseline)
+    if all(len(d) < 2 for d, _ in out.values()):
+        raise FitRefused("no seed has more than one point past d = 0 (an offline learner's final policy, say): "
+                         "a point per seed is no trajectory to fit")  # fmt: skip
     return out, float(np.nanmax(d_all)) if np.isfinite(d_all).any() else math.nan
 
 
@@ -210,8 +221,9 @@ def _fit_row(kind: str, part: pd.DataFrame, key: str, n_boot: int, seed: int, le
     row: dict = {"form": FORMS.get(kind, NA), "seeds": int(part["seed"].nunique()), "points": len(part)}
     if kind not in FITTERS:
         return row | {"note": f"unknown kind {kind!r}: expected one of {', '.join(FITTERS)}{did_you_mean(str(kind), FITTERS)}"}
-    column, value = BASELINE[kind]
-    row["points"] -= int((part[column] == value).sum())  # the fitted points: all but each seed's d = 0 one
+    row["points"] -= int(_at_zero(kind, part).sum())  # the fitted points: all but each seed's d = 0 one
+    d_all = np.sqrt(np.clip(part["kl"].to_numpy(dtype="float64"), 0.0, None))
+    row["d_max"] = float(np.nanmax(d_all)) if np.isfinite(d_all).any() else math.nan
     try:
         gains, row["d_max"] = _seed_gains(kind, part)
         d = np.concatenate([g[0] for g in gains.values()])
