@@ -3,6 +3,7 @@ that never perturb training, and the trajectory frame the plots and fits read.""
 
 from __future__ import annotations
 
+import io
 import itertools
 import math
 
@@ -86,6 +87,20 @@ def test_best_of_n_run_traces_the_curve_from_one_set_of_samples(tmp_path, tiny_p
     assert sft["kind"].tolist() == ["rl"] and sft["episodes"].tolist() == [0] and sft["kl"].tolist() == [0]
     # best-of-1 is π_sft: the same prompts, another draw, so close to the SFT point but not equal
     assert abs(curve["gold"].iloc[0] - sft["gold"].iloc[0]) < 0.5
+
+
+def test_fit_command_fits_the_stored_curves_and_says_when_there_are_none(tmp_path, tiny_proxy, capsys):
+    from harness.cli import main
+
+    store = str(tmp_path / "store.sqlite")
+    assert run(tmp_path, "--algo", "sft", "--eval-checkpoint-prompts", "6") == 0
+    capsys.readouterr()
+    assert main(["fit", "--store", store]) == 2  # π_sft alone is a point: nothing to fit
+    assert "no trajectories to fit" in capsys.readouterr().err
+    assert run(tmp_path, "--algo", "best-of-n", "--eval-best-of-n-curve", "8", "--eval-checkpoint-prompts", "6") == 0
+    assert main(["fit", "--store", store, "--format", "csv", "--bootstrap", "20"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    assert table["config"].tolist() == ["best-of-n"] and table["points"].tolist() == [3]  # n = 2, 4, 8
 
 
 def test_evaluation_settings_for_checkpoints_are_checked(tmp_path, capsys):
