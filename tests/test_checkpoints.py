@@ -93,11 +93,12 @@ def test_fit_command_fits_the_stored_curves_and_says_when_there_are_none(tmp_pat
     from harness.cli import main
 
     store = str(tmp_path / "store.sqlite")
-    assert run(tmp_path, "--algo", "sft", "--eval-checkpoint-prompts", "6") == 0
+    assert run(tmp_path, "--algo", "sft", "--eval-best-of-n-curve", "8", "--eval-checkpoint-prompts", "6") == 0
     capsys.readouterr()
     assert main(["fit", "--store", store]) == 2  # π_sft alone is a point: nothing to fit
     assert "no trajectories to fit" in capsys.readouterr().err
     assert run(tmp_path, "--algo", "best-of-n", "--eval-best-of-n-curve", "8", "--eval-checkpoint-prompts", "6") == 0
+    capsys.readouterr()
     assert main(["fit", "--store", store, "--format", "csv", "--bootstrap", "20"]) == 0
     table = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert table["config"].tolist() == ["best-of-n"] and table["points"].tolist() == [3]  # n = 2, 4, 8
