@@ -34,9 +34,6 @@ from harness.running.spec import EvaluationSettings
 
 #: checkpoint draws: seeds apart from training and final evaluation
 CHECKPOINT_SEED_OFFSET = 3 * EVAL_SEED_OFFSET
-#: the keys a checkpoint stores (curves table); ``trajectories`` reads them back
-CHECKPOINT_KEYS = ("checkpoint/episodes", "checkpoint/gold", "checkpoint/proxy", "checkpoint/kl")
-BEST_OF_N_KEYS = ("best_of_n/n", "best_of_n/gold", "best_of_n/proxy", "best_of_n/kl")
 
 
 def checkpoint_prompts(eval_prompts: list[str], settings: EvaluationSettings) -> list[str]:
