@@ -18,10 +18,11 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 
-from harness.errors import UsageError, did_you_mean
+from harness.errors import Terminated, UsageError, did_you_mean
 
 PROG = "harness"
 STORE_ENV = "HARNESS_STORE"
@@ -306,6 +307,8 @@ def cmd_runs(argv: list[str]) -> int:
                         "host) as interrupted, so that its seed can run again")  # fmt: skip
     args = parser.parse_args(argv)
     with Store(_existing_store(args.store)) as store:
+        for run_id in store.interrupt_orphans():  # left `running` by a process that died (kill -9)
+            print(f"run {run_id}: its process is gone; marked interrupted", file=sys.stderr)
         if args.mark_interrupted:
             run = store.mark_interrupted(args.mark_interrupted, "marked interrupted by hand (harness runs --mark-interrupted)")
             print(f"run {run.run_id} marked interrupted")
@@ -644,6 +647,7 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     from harness.registry import RegistrationError
 
+    previous = _stop_on_sigterm()
     try:
         if command in CORE_COMMANDS:
             return CORE_COMMANDS[command](argv[1:])
@@ -651,11 +655,29 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, RegistrationError) as exc:
         print(f"{PROG} {command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG} {command}: interrupted; the store is consistent (a run in progress is marked interrupted)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"{PROG} {command}: {why}; the store is consistent (a run in progress is marked interrupted)", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except SystemExit as exc:  # argparse --help
         return int(exc.code or 0)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm():
+    """SIGTERM raises :class:`Terminated` (a KeyboardInterrupt): the run in progress is stored as
+    interrupted, as with Ctrl-C. Returns the handler it replaced (``None`` off the main thread,
+    where handlers cannot be set)."""
+
+    def terminate(signum, frame):
+        raise Terminated("interrupted by SIGTERM")
+
+    try:
+        return signal.signal(signal.SIGTERM, terminate)
+    except ValueError:
+        return None
 
 
 if __name__ == "__main__":

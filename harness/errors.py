@@ -17,3 +17,8 @@ def did_you_mean(word: str, choices) -> str:
 
 class NonFiniteError(FloatingPointError):
     """A loss or reward became NaN or inf: the run stops and is stored as failed."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's stop, ``kill``): handled like Ctrl-C — the run in progress is stored
+    as interrupted — and the command exits 143."""

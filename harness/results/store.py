@@ -343,12 +343,7 @@ class Store:
                 (spec.key, int(spec.seed)),
             ).fetchall()
             for holder in holders:
-                if holder["status"] == "running" and not _process_alive(holder["pid"], holder["host"], holder["process_start"]):
-                    conn.execute(
-                        "UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? WHERE run_id = ?",
-                        (f"its process (pid {holder['pid']} on {holder['host']}) ended without finishing the run", _now(),
-                         holder["run_id"]),
-                    )  # fmt: skip
+                if holder["status"] == "running" and _interrupt_if_orphaned(conn, holder):
                     continue
                 return Claim(False, self._records([holder])[0])
             try:
@@ -356,6 +351,14 @@ class Store:
             except sqlite3.IntegrityError:
                 raise UsageError(f"run id '{run_id}' already exists in {self.path}") from None
         return Claim(True)
+
+    def interrupt_orphans(self) -> list[str]:
+        """Mark ``interrupted`` every ``running`` run whose process is gone (on this host: no such
+        pid, or the pid now names another process) — runs left behind by kill -9 or a crash of the
+        machine. The CLI calls it whenever it opens a store for runs or listings; returns their ids."""
+        with self._write() as conn:
+            rows = conn.execute("SELECT * FROM runs WHERE status = 'running'").fetchall()
+            return [row["run_id"] for row in rows if _interrupt_if_orphaned(conn, row)]
 
     def mark_interrupted(self, run_id: str, reason: str) -> RunRecord:
         """Mark a ``running`` run ``interrupted`` (a run whose process is known to be gone, e.g. on
@@ -573,6 +576,15 @@ def _process_start(pid: int) -> str | None:
     except OSError:
         return None
     return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+
+
+def _interrupt_if_orphaned(conn: sqlite3.Connection, row: sqlite3.Row) -> bool:
+    """Mark the ``running`` ``row`` interrupted when its process is gone; whether it was."""
+    if _process_alive(row["pid"], row["host"], row["process_start"]):
+        return False
+    conn.execute("UPDATE runs SET status = 'interrupted', error = ?, finished_at = ? WHERE run_id = ? AND status = 'running'",
+                 (f"its process (pid {row['pid']} on {row['host']}) ended without finishing the run", _now(), row["run_id"]))  # fmt: skip
+    return True
 
 
 def _process_alive(pid: int | None, host: str | None, started: str | None) -> bool:

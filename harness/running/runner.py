@@ -24,7 +24,7 @@ import torch
 
 from harness.api import Budget, Policy, RunInfo, TrainContext
 from harness.config import config_hash
-from harness.errors import NonFiniteError, UsageError
+from harness.errors import NonFiniteError, Terminated, UsageError
 from harness.pipeline.cache import StageCache
 from harness.pipeline.stages import PreparedBenchmark, prepare
 from harness.results.store import Store
@@ -79,6 +79,7 @@ class Workspace:
     def store(self) -> Store:
         if self._store is None:
             self._store = Store(self.store_path)
+            self._store.interrupt_orphans()  # runs left `running` by a process that died (kill -9, power loss)
         return self._store
 
     def prepared(self, benchmark, spec: RunSpec) -> PreparedBenchmark:
@@ -250,8 +251,8 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
         status = store.finish_run(run_id, status="finished", metrics=metrics, higher_is_better=higher, budget_used=budget_used)
         if status != "finished":
             metrics, error = {}, store.get_run(run_id).error
-    except KeyboardInterrupt:
-        status, error = "interrupted", "interrupted by the user (Ctrl-C)"
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (the CLI raises Terminated)
+        status, error = "interrupted", str(exc) if isinstance(exc, Terminated) else "interrupted by the user (Ctrl-C)"
         store.log_curve(run_id, curve)
         store.finish_run(run_id, status=status, budget_used=budget.as_dict(), error=error)
         raise
