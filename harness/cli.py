@@ -512,11 +512,14 @@ def cmd_cache(argv: list[str]) -> int:
         print(f"cache: {cache.root}")
         for e in entries:
             if args.stage in (None, e["stage"]):
-                print(f"  {e['stage']:<13} {e['key']}  {e['bytes'] / 1e6:7.2f} MB  built in {e['seconds']}s")
+                built = f"built in {e['seconds']}s" if e["status"] == "ok" else "damaged: rebuilt on next use (cache clear removes it)"
+                print(f"  {e['stage']:<13} {e['key']}  {e['bytes'] / 1e6:7.2f} MB  {built}")
+        for tmp in cache.abandoned():
+            print(f"  {tmp.parent.name:<13} {tmp.name}  abandoned build (its process is gone; cache clear removes it)")
         if not entries:
             print("  (empty)")
     else:
-        print(f"removed {cache.clear(args.stage)} cached stage(s) from {cache.root}")
+        print(f"removed {cache.clear(args.stage)} folder(s) from {cache.root}")
     return 0
 
 

@@ -67,3 +67,52 @@ def test_a_killed_runs_row_is_marked_interrupted_by_the_next_command(tmp_path, t
     with Store(tmp_path / "store.sqlite") as store:
         run = store.get_run(run_id)
     assert run.status == "interrupted" and f"pid {child.pid}" in run.error
+
+
+# -------------------------------------------------------------------------
+# the stage cache: garbage never wedges it
+# -------------------------------------------------------------------------
+
+
+def _damaged_cache(root: Path) -> tuple[Path, Path, Path]:
+    """A cache with a stage whose stage.json is garbage, an abandoned build (its pid is gone) and
+    a build in progress (this process)."""
+    damaged = root / "sft" / "abc123"
+    damaged.mkdir(parents=True)
+    (damaged / "stage.json").write_bytes(b"\xff{not json")
+    (damaged / "model.safetensors").write_bytes(b"truncated")
+    abandoned = root / "sft" / ".def456-999999999-x1"  # no such pid: killed mid-build
+    live = root / "sft" / f".def456-{os.getpid()}-x2"
+    for folder in (abandoned, live):
+        folder.mkdir()
+        (folder / "part").write_text("half")
+    return damaged, abandoned, live
+
+
+def test_cache_ls_and_clear_survive_garbage_and_remove_abandoned_builds(tmp_path, capsys):
+    damaged, abandoned, live = _damaged_cache(tmp_path / "cache")
+    assert main(["cache", "ls", "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert "abc123" in out and "damaged" in out and ".def456-999999999-x1  abandoned build" in out
+    assert f".def456-{os.getpid()}-x2" not in out  # a build in progress is nobody's garbage
+    assert main(["cache", "clear", "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert "removed 2 folder(s)" in capsys.readouterr().out
+    assert not damaged.exists() and not abandoned.exists() and live.exists()
+
+
+def test_a_damaged_stage_is_rebuilt_with_a_warning(tmp_path):
+    from harness.pipeline.cache import StageCache, stage_info
+
+    damaged, _, _ = _damaged_cache(tmp_path / "cache")
+    built = []
+
+    def build(folder: Path) -> None:
+        built.append(folder)
+        (folder / "model.safetensors").write_text("whole")
+
+    cache = StageCache(tmp_path / "cache")
+    with pytest.warns(UserWarning, match=r"abc123 is damaged .*rebuilding it"):
+        folder = cache.get_or_build("sft", "abc123", build)
+    assert folder == damaged and len(built) == 1 and (folder / "model.safetensors").read_text() == "whole"
+    assert stage_info(folder)["key"] == "abc123"
+    assert cache.get_or_build("sft", "abc123", build) == folder and len(built) == 1  # whole now: reused

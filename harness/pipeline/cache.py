@@ -1,6 +1,9 @@
 """Content-addressed cache of pipeline stages: ``<root>/<stage>/<hash>/`` folders, written to
 a temporary folder and renamed into place when complete, so an interrupted stage never leaves a
-half-written artifact that a later run would trust."""
+half-written artifact that a later run would trust. A temporary folder is named after the
+process building it (``.<hash>-<pid>-…``), so that ``clear`` can remove the ones whose process is
+gone (kill -9 mid-build) and leave a build in progress alone; a complete folder whose
+``stage.json`` does not parse is rebuilt with a warning."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -46,9 +50,12 @@ class StageCache:
         """The folder of ``stage`` under ``key``, built by ``build(tmp_folder)`` if missing."""
         final = self.folder(stage, key)
         if (final / DONE).exists():
-            return final
+            if stage_info(final) is not None:
+                return final
+            warnings.warn(f"cache: {final} is damaged (its {DONE} does not parse): rebuilding it", stacklevel=2)
+            shutil.rmtree(final, ignore_errors=True)
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-{os.getpid()}-", dir=final.parent))
         try:
             started = time.time()
             build(tmp)
@@ -65,20 +72,54 @@ class StageCache:
         return final
 
     def entries(self) -> list[dict]:
-        """Every complete stage folder, with its size."""
+        """Every stage folder with a ``stage.json``, with its size; ``status`` is ``ok``, or
+        ``damaged`` when that file does not parse (the next run rebuilds it; ``clear`` removes it)."""
         rows = []
         if not self.root.exists():
             return rows
         for done in sorted(self.root.glob(f"*/*/{DONE}")):
             folder = done.parent
-            info = json.loads(done.read_text())
+            info = stage_info(folder)
             size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-            rows.append({"stage": folder.parent.name, "key": folder.name, "bytes": size, "seconds": info.get("seconds"), "path": str(folder)})
+            rows.append({"stage": folder.parent.name, "key": folder.name, "bytes": size, "path": str(folder),
+                         "seconds": (info or {}).get("seconds"), "status": "ok" if info is not None else "damaged"})  # fmt: skip
         return rows
 
+    def abandoned(self) -> list[Path]:
+        """Temporary folders of builds whose process is gone (killed mid-build): named
+        ``.<key>-<pid>-…`` by :meth:`get_or_build`; one without a readable pid counts as gone."""
+        out = []
+        for tmp in sorted(self.root.glob("*/.*-*")) if self.root.exists() else []:
+            parts = tmp.name.split("-")
+            pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+            if tmp.is_dir() and not (pid is not None and _pid_alive(pid)):
+                out.append(tmp)
+        return out
+
     def clear(self, stage: str | None = None) -> int:
-        """Remove every cached stage (or one stage's folders); return how many were removed."""
-        targets = [e for e in self.entries() if stage is None or e["stage"] == stage]
-        for entry in targets:
-            shutil.rmtree(entry["path"], ignore_errors=True)
+        """Remove every cached stage (or one stage's folders), damaged ones included, and the
+        temporary folders of abandoned builds; return how many folders were removed."""
+        targets = [Path(e["path"]) for e in self.entries() if stage is None or e["stage"] == stage]
+        targets += [t for t in self.abandoned() if stage is None or t.parent.name == stage]
+        for folder in targets:
+            shutil.rmtree(folder, ignore_errors=True)
         return len(targets)
+
+
+def stage_info(folder: Path) -> dict | None:
+    """A stage folder's ``stage.json``, or ``None`` when it is missing or does not parse."""
+    try:
+        info = json.loads((folder / DONE).read_text())
+    except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
