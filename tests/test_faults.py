@@ -116,3 +116,23 @@ def test_a_damaged_stage_is_rebuilt_with_a_warning(tmp_path):
     assert folder == damaged and len(built) == 1 and (folder / "model.safetensors").read_text() == "whole"
     assert stage_info(folder)["key"] == "abc123"
     assert cache.get_or_build("sft", "abc123", build) == folder and len(built) == 1  # whole now: reused
+
+
+# -------------------------------------------------------------------------
+# user mistakes and the environment: one line, no traceback
+# -------------------------------------------------------------------------
+
+
+def test_an_unknown_status_lists_the_valid_ones(tmp_path, capsys):
+    Store(tmp_path / "store.sqlite").close()
+    assert main(["runs", "--store", str(tmp_path / "store.sqlite"), "--status", "finised"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'finised' is not one of running, finished, failed, interrupted (did you mean 'finished'?)" in err
+
+
+def test_a_reader_that_goes_away_gets_no_traceback():
+    """`harness list | head -1`: the pipe closes before the listing is written."""
+    child = subprocess.Popen([sys.executable, "-m", "harness.cli", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdout.close()
+    err = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
