@@ -123,13 +123,6 @@ def test_a_damaged_stage_is_rebuilt_with_a_warning(tmp_path):
 # -------------------------------------------------------------------------
 
 
-def test_an_unknown_status_lists_the_valid_ones(tmp_path, capsys):
-    Store(tmp_path / "store.sqlite").close()
-    assert main(["runs", "--store", str(tmp_path / "store.sqlite"), "--status", "finised"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "'finised' is not one of running, finished, failed, interrupted (did you mean 'finished'?)" in err
-
-
 def test_a_reader_that_goes_away_gets_no_traceback():
     """`harness list | head -1`: the pipe closes before the listing is written."""
     child = subprocess.Popen([sys.executable, "-m", "harness.cli", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
