@@ -129,3 +129,22 @@ def test_a_reader_that_goes_away_gets_no_traceback():
     child.stdout.close()
     err = child.stderr.read().decode()
     assert child.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_metrics_measured_before_a_late_failure_are_kept_with_it(tmp_path, tiny_proxy, monkeypatch, capsys):
+    """Saving the policy fails after evaluation: the run is failed, with its reason and the
+    metrics it had measured; leaderboards (finished runs only) do not show it."""
+    import harness.api as api
+    from tests.test_runner import run, runs
+
+    def full_disk(self, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(api.Policy, "save", full_disk)
+    assert run(tmp_path, "--algo", "sft") == 1
+    (failed,) = runs(tmp_path)
+    assert failed.status == "failed" and "No space left on device" in failed.error
+    with Store(tmp_path / "store.sqlite") as store:
+        kept = store.metrics(failed.run_id)
+        assert store.metrics_frame().empty
+    assert kept["eval/kl"] == 0 and -1 < kept["eval/gold"] < 1

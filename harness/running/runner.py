@@ -218,7 +218,7 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
         schedule.after_log(step, ctx.model)  # weights only: measured after training, out of the optimizer's reach
 
     schedule: CheckpointSchedule | None = None
-    status, metrics, error = "failed", {}, None
+    status, metrics, higher, error = "failed", {}, {}, None
     budget_used: dict[str, Any] = budget.as_dict()
     try:
         host.hook.harness_run_started(run=info)
@@ -260,7 +260,9 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
         error = f"{type(exc).__name__}: {exc}"
         log_file.write(traceback.format_exc())
         store.log_curve(run_id, curve)
-        store.finish_run(run_id, status="failed", budget_used=budget.as_dict(), error=error)
+        # metrics measured before a late failure (saving the policy) are kept with the failed run;
+        # tables read finished runs only
+        store.finish_run(run_id, status="failed", metrics=metrics, higher_is_better=higher, budget_used=budget.as_dict(), error=error)
         metrics = {}
     finally:
         log_file.close()
