@@ -25,10 +25,9 @@ while r* marks it ungrammatical. The KL penalty is what keeps PPO inside the gra
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import torch
-from harness_benchmarks.sentiment import BOOSTERS, CONNECTORS, LIKE_VERBS, OPENERS, SUBJECTS, VERBS, ReviewGrammar, Sentiment
+from harness_benchmarks.sentiment import BOOSTERS, CONNECTORS, LIKE_VERBS, OPENERS, SUBJECTS, VERBS, Sentiment
 
 from harness.api import BenchmarkConfig, help_field
 
@@ -110,10 +109,6 @@ class ReviewRules(Sentiment):
     version = "1"
     Config = ReviewRulesConfig
     gold_settings = ("ungrammatical_penalty", "unfinished_penalty")
-
-    @cached_property
-    def grammar(self) -> ReviewGrammar:
-        return ReviewGrammar(self.config.positive_rate)
 
     def gold_reward(self, judge):
         parser, config = ReviewParser(self.grammar.adjectives), self.config
