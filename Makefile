@@ -14,7 +14,7 @@ $(BIN)/harness: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[test,tensorboard,wandb]"
+	$(BIN)/pip install -q -e ".[test,tensorboard,wandb,ray,postgres]"
 	touch $@
 
 venv: $(BIN)/harness

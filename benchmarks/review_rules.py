@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from harness_benchmarks.sentiment import BOOSTERS, CONNECTORS, LIKE_VERBS, OPENERS, SUBJECTS, VERBS, Sentiment
+from harness_benchmarks.sentiment import BOOSTERS, CONNECTORS, LIKE_VERBS, OPENERS, SUBJECTS, VERBS, Sentiment, check_review_shares
 
 from harness.api import BenchmarkConfig, help_field
 
@@ -44,9 +44,7 @@ class ReviewRulesConfig(BenchmarkConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("positive_rate", "eval_fraction"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        check_review_shares(self)
 
 
 class ReviewParser:

@@ -45,6 +45,14 @@ OPENERS = ["overall", "honestly", "frankly", "well", "sadly", "luckily", "in sho
 CONNECTORS = ["and", "but", "while", "so"]
 
 
+def check_review_shares(config) -> None:
+    """The review grammar's two shares (sentiment and review-rules use the same data)."""
+    if not 0.0 <= config.positive_rate <= 1.0:
+        raise ValueError(f"positive_rate must be in [0, 1], got {config.positive_rate}")
+    if not 0.0 < config.eval_fraction < 1.0:  # both splits need prompts
+        raise ValueError(f"eval_fraction must be in (0, 1), got {config.eval_fraction}")
+
+
 @dataclass
 class SentimentConfig(BenchmarkConfig):
     judge_layers: int = help_field("GPT-2 layers of the judge LM behind gold fluency", 2)
@@ -57,6 +65,7 @@ class SentimentConfig(BenchmarkConfig):
         super().__post_init__()
         if self.judge_layers < 1:
             raise ValueError("judge_layers must be >= 1: gold fluency needs a judge LM")
+        check_review_shares(self)
 
 
 class VaderLexicon:

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import torch
 
 from harness import hookimpl
-from harness.config import config_dict, help_field
+# argparse types for a plugin command's hand-written flags (``harness bench ppo``): one-line errors
+from harness.config import config_dict, finite_float, help_field, non_negative_float, non_negative_int, positive_float, positive_int
 from harness.errors import NonFiniteError, UsageError
 from harness.pipeline.cache import source_fingerprint
 from harness.pipeline.config import BenchmarkConfig
@@ -40,7 +41,8 @@ __all__ = [
     "Benchmark", "BenchmarkConfig", "Budget", "BudgetExceeded", "EvalBatch", "Evaluator", "FittedRewardModel",
     "GenerationSettings", "NonFiniteError", "Plugin", "Policy", "PolicyOptimizer", "PreferenceData", "PreferenceItem",
     "PreferenceRequest", "RewardFitContext", "RewardModel", "Rollout", "RunInfo", "TrainContext", "UsageError",
-    "annotation_cost", "config_dict", "help_field", "hookimpl", "source_fingerprint",
+    "annotation_cost", "config_dict", "finite_float", "help_field", "hookimpl", "non_negative_float", "non_negative_int",
+    "positive_float", "positive_int", "source_fingerprint",
 ]  # fmt: skip
 
 
@@ -396,6 +398,12 @@ class PolicyOptimizer(Plugin):
         reward model gets; it reaches :meth:`train` as ``ctx.preferences`` and is charged as
         annotations. Default ``None``: the algorithm learns from the proxy reward model only."""
         return None
+
+    def episodes_per_update(self) -> int:
+        """The episodes one update spends (its rollout batch). A budget smaller than that buys no
+        update: the harness refuses it before any work starts. Default 0: no minimum (offline
+        learners, baselines)."""
+        return 0
 
     @abc.abstractmethod
     def train(self, ctx: TrainContext) -> Policy:

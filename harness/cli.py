@@ -10,6 +10,10 @@
     harness report [--out results/report.html] [--sweep FILE]   one standalone HTML page: tables, plots, fits, samples
     harness cache ls | clear
     harness bench ppo                              speed benchmarks that plugins add (harness bench lists them)
+
+Every command takes --debug (or $HARNESS_DEBUG=1): an error then shows its traceback. Exit codes:
+0 done, 1 a fault (a run failed, a folder not writable, a full disk, a bug), 2 a mistake in the
+command or its files, 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -20,12 +24,16 @@ import math
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 
-from harness.errors import Terminated, UsageError, did_you_mean
+from harness.config import ascii_int, non_negative_int, positive_int
+from harness.errors import FaultError, Terminated, UsageError, did_you_mean
 
 PROG = "harness"
 STORE_ENV = "HARNESS_STORE"
+#: set (to anything but 0) for the traceback of an error, as ``--debug`` does
+DEBUG_ENV = "HARNESS_DEBUG"
 #: flags that were renamed: an old spelling gets a pointer to the new one
 RENAMED_FLAGS = {"--bench": "--benchmark-set KEY=VALUE", "--kl": "--kl-coef (or --no-kl)", "--objective": "--algo rrhf"}
 
@@ -47,25 +55,8 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
-def _ascii_int(text: str, expected: str) -> int:
-    """``int(text)`` for ASCII digits only (``int`` also takes "２０００")."""
-    if text.isascii():
-        try:
-            return int(text)
-        except ValueError:
-            pass
-    raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-
-
-def _positive_int(text: str) -> int:
-    value = _ascii_int(text, "a positive integer")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
 def _seed(text: str) -> int:
-    value = _ascii_int(text, "an integer seed")
+    value = ascii_int(text, "an integer seed")
     if not 0 <= value < 2**63:
         raise argparse.ArgumentTypeError(f"seeds must be in 0 .. 2^63 - 1, got {value}")
     return value
@@ -102,7 +93,11 @@ def _plugins_from_argv(argv: list[str]) -> list[str]:
 def _host(argv: list[str]):
     from harness.plugin_manager import load_plugins
 
-    host = load_plugins(_plugins_from_argv(argv), core_commands=CORE_COMMANDS)
+    requested = _plugins_from_argv(argv)
+    host = load_plugins(requested, core_commands=CORE_COMMANDS)
+    for err in host.errors:  # a plugin the user named is theirs to fix; an installed one that broke is a warning
+        if err.plugin in requested:
+            raise UsageError(f"--plugin {err.plugin}: not loaded: {err.error}")
     host.report_errors()
     return host
 
@@ -113,7 +108,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _store_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default=_default_store(), help="SQLite results store (default: %(default)s; $HARNESS_STORE)")
+    parser.add_argument("--store", default=_default_store(), help="results store: an SQLite file or a database URL, postgresql://user@host/db "
+                        "(default: %(default)s; $HARNESS_STORE)")  # fmt: skip
 
 
 #: the trackers ``--report-to`` accepts (the ``trackers`` plugin, plugins/trackers.py, reads the variable);
@@ -151,11 +147,43 @@ def _workspace_args(parser: argparse.ArgumentParser) -> None:
     _common(parser)
 
 
+def writable_folder(path: str | Path, flag: str) -> Path:
+    """Check, before any work starts, that files can be written in folder ``path`` (a run must
+    not build a benchmark for a minute and then find it cannot save). Folders the check makes
+    are removed again: a command that stops later leaves nothing behind."""
+    import tempfile
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path}: is a file, not a folder")
+    made = next((p for p in [*reversed(path.parents), path] if not p.exists()), None)  # the first folder to make
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".harness-write-check-"):
+            pass
+    except NotADirectoryError:  # a file on the way: the command's mistake
+        raise UsageError(f"{flag} {path}: a file stands where a folder of the path should be") from None
+    except OSError as exc:  # read-only, no permission, full: the environment's
+        raise FaultError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
+    finally:  # rmdir, never rmtree: another process may already be writing into a folder made here
+        for folder in [path, *path.parents] if made is not None else []:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+            if folder == made:
+                break
+    return path
+
+
 def _workspace(host, args):
-    from harness.pipeline.cache import StageCache
+    from harness.pipeline.cache import CACHE_ENV, StageCache
     from harness.running.runner import Workspace
 
-    return Workspace(host, store=args.store, results_dir=args.results_dir, cache=StageCache(args.cache_dir),
+    writable_folder(args.results_dir, "--results-dir")
+    cache = StageCache(args.cache_dir)
+    writable_folder(cache.root, "--cache-dir" if args.cache_dir else f"the stage cache (${CACHE_ENV})")
+    return Workspace(host, store=args.store, results_dir=args.results_dir, cache=cache,
                      device=args.device, quiet=args.quiet)  # fmt: skip
 
 
@@ -171,7 +199,7 @@ def _run_base_parser(add_help: bool) -> ArgumentParser:
     parser.add_argument("--benchmark", default="sentiment", help="benchmark (default: %(default)s)")
     parser.add_argument("--reward-model", default="pairwise", help="proxy reward model to optimize (default: %(default)s)")
     parser.add_argument("--seeds", nargs="+", type=_seed, default=[0], metavar="SEED", help="one run per distinct seed (default: 0)")
-    parser.add_argument("--budget", type=_positive_int, default=None, help="training episodes (default: the benchmark's)")
+    parser.add_argument("--budget", type=positive_int, default=None, help="training episodes (default: the benchmark's)")
     parser.add_argument("--benchmark-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a benchmark setting (repeatable; the list is below)")  # fmt: skip
     parser.add_argument("--policy-model", metavar="ID_OR_PATH",
@@ -289,7 +317,9 @@ def cmd_list(argv: list[str]) -> int:
 
 
 def _existing_store(path: str) -> str:
-    if not Path(path).exists():
+    from harness.results.store import is_url
+
+    if not is_url(path) and not Path(path).exists():
         raise UsageError(f"no store at {path}; `harness run` creates one (or pass --store)")
     return path
 
@@ -340,7 +370,7 @@ def cmd_show(argv: list[str]) -> int:
 
     parser = ArgumentParser(prog=f"{PROG} show", description="Show one run: spec, metrics, curve summary, samples.")
     parser.add_argument("run", help="run id or a unique prefix of it")
-    parser.add_argument("--samples", type=int, default=5, help="samples to print (default: %(default)s)")
+    parser.add_argument("--samples", type=non_negative_int, default=5, help="samples to print (default: %(default)s)")
     _store_arg(parser)
     args = parser.parse_args(argv)
     with Store(_existing_store(args.store)) as store:
@@ -369,6 +399,7 @@ def cmd_show(argv: list[str]) -> int:
 
 def cmd_samples(argv: list[str]) -> int:
     """Stored held-out generations, one section per finished run: what each policy writes."""
+    from harness.results.plots import check_benchmark
     from harness.results.reports import samples_markdown
     from harness.results.store import Store
 
@@ -378,9 +409,10 @@ def cmd_samples(argv: list[str]) -> int:
     parser.add_argument("--algo")
     parser.add_argument("--key", help="a prefix of a spec key or experiment key")
     parser.add_argument("--seed", type=_seed, default=None, help="only runs with this seed")
-    parser.add_argument("-n", type=_positive_int, default=4, help="samples per run (default: %(default)s)")
+    parser.add_argument("-n", type=positive_int, default=4, help="samples per run (default: %(default)s)")
     args = parser.parse_args(argv)
     with Store(_existing_store(args.store)) as store:
+        check_benchmark(store, args.benchmark)
         runs = store.list_runs(benchmark=args.benchmark, algorithm=args.algo, status="finished", key=args.key)
         runs = [r for r in runs if args.seed is None or r.seed == args.seed]
         print(samples_markdown(runs, store.samples, args.n), end="")
@@ -389,6 +421,7 @@ def cmd_samples(argv: list[str]) -> int:
 
 def cmd_leaderboard(argv: list[str]) -> int:
     from harness.results.leaderboard import FORMATS, build_leaderboard, render, write_leaderboard
+    from harness.results.plots import check_benchmark
     from harness.results.store import Store
 
     parser = ArgumentParser(prog=f"{PROG} leaderboard", description="Mean and 95%% CI over seeds, one row per experiment.")
@@ -405,7 +438,10 @@ def cmd_leaderboard(argv: list[str]) -> int:
                         "paired bootstrap over held-out prompts (Holm–Bonferroni, α = 0.05): a row's algorithm, e.g. sft, "
                         "qualified where a table has several rows of it, e.g. 'ppo (reward_model=pairwise)'")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.out:
+        writable_folder(args.out, "--out")
     with Store(_existing_store(args.store)) as store:
+        check_benchmark(store, args.benchmark)
         frame = store.metrics_frame(benchmark=args.benchmark)
         # the paired bootstrap reads the runs' stored samples: built while the store is open
         table = build_leaderboard(frame, code_versions=args.code_versions, baseline=args.baseline, samples=store.samples)
@@ -437,6 +473,7 @@ def cmd_plot(argv: list[str]) -> int:
                         help="training curves of these logged keys, e.g. objective/kl loss/policy (default: objective/scores "
                              "and objective/kl, where logged)")  # fmt: skip
     args = parser.parse_args(argv)
+    writable_folder(args.out, "--out")
     with Store(_existing_store(args.store)) as store:
         paths, notes = plot_store(store, Path(args.out), kind=args.kind, metrics=args.metric, benchmark=args.benchmark)
     for note in notes:
@@ -459,9 +496,11 @@ def cmd_fit(argv: list[str]) -> int:
     _store_arg(parser)
     parser.add_argument("--benchmark", help="only this benchmark (default: every one in the store)")
     parser.add_argument("--format", default="md", choices=FIT_FORMATS)
-    parser.add_argument("--bootstrap", type=_positive_int, default=1000, metavar="B", help="bootstrap refits (default: %(default)s)")
+    parser.add_argument("--bootstrap", type=positive_int, default=1000, metavar="B", help="bootstrap refits (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="write the table here instead of printing it")
     args = parser.parse_args(argv)
+    if args.out is not None:
+        writable_folder(args.out.parent, "--out")
     with Store(_existing_store(args.store)) as store:
         check_benchmark(store, args.benchmark)
         points = fit_points(load_trajectories(store, args.benchmark))
@@ -489,9 +528,12 @@ def cmd_report(argv: list[str]) -> int:
     parser.add_argument("--out", default="results/report.html", help="the page to write (default: %(default)s)")
     parser.add_argument("--benchmark", help="only this benchmark (default: every one in the store)")
     parser.add_argument("--sweep", type=Path, default=None, metavar="FILE", help="show this sweep file and its command")
-    parser.add_argument("--samples", type=_positive_int, default=SAMPLES_PER_RUN, metavar="N",
+    parser.add_argument("--samples", type=positive_int, default=SAMPLES_PER_RUN, metavar="N",
                         help="stored samples shown per run (default: %(default)s)")  # fmt: skip
     args = parser.parse_args(argv)
+    if not Path(args.out).name:
+        raise UsageError(f"--out {args.out!r}: expected a file name, e.g. results/report.html")
+    writable_folder(Path(args.out).parent, "--out")
     with Store(_existing_store(args.store)) as store:
         path = write_report(store, Path(args.out), benchmark=args.benchmark, sweep_file=args.sweep, samples_per_run=args.samples)
     print(path)
@@ -499,20 +541,22 @@ def cmd_report(argv: list[str]) -> int:
 
 
 def cmd_cache(argv: list[str]) -> int:
-    from harness.pipeline.cache import StageCache
+    from harness.pipeline.cache import CACHE_ENV, STAGES, StageCache
 
     parser = ArgumentParser(prog=f"{PROG} cache", description="The stage cache (pretrained models, SFT, RM data, RMs).")
     parser.add_argument("action", choices=["ls", "clear"])
-    parser.add_argument("--stage", default=None, help="only this stage (data, base_lm, sft, judge, preferences, reward_model)")
-    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--stage", default=None, choices=STAGES, help="only this stage")
+    parser.add_argument("--cache-dir", default=None, help=f"the cache (default: ${CACHE_ENV} or ~/.cache/rlhf-harness)")
     args = parser.parse_args(argv)
     cache = StageCache(args.cache_dir)
+    if cache.root.exists() and not cache.root.is_dir():
+        raise UsageError(f"{'--cache-dir' if args.cache_dir else f'${CACHE_ENV}'} {cache.root}: is a file, not a folder")
     if args.action == "ls":
         entries = cache.entries()
         print(f"cache: {cache.root}")
         for e in entries:
             if args.stage in (None, e["stage"]):
-                built = f"built in {e['seconds']}s" if e["status"] == "ok" else "damaged: rebuilt on next use (cache clear removes it)"
+                built = f"built in {e['seconds']}s" if e["status"] == "ok" else f"damaged ({e['damage']}): rebuilt on next use (cache clear removes it)"
                 print(f"  {e['stage']:<13} {e['key']}  {e['bytes'] / 1e6:7.2f} MB  {built}")
         for tmp in cache.abandoned():
             print(f"  {tmp.parent.name:<13} {tmp.name}  abandoned build (its process is gone; cache clear removes it)")
@@ -530,14 +574,30 @@ def cmd_sweep(argv: list[str]) -> int:
     parser.add_argument("file", type=Path)
     parser.add_argument("--out", default="results", help="where the tables go (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="print the runs, run nothing")
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="local: one run at a time in this process; ray: each run a Ray task (default: %(default)s)")
+    parser.add_argument("--address", default=None, help="--executor ray: the cluster, auto or ray://HOST:PORT "
+                        "(default: $RAY_ADDRESS, else a Ray started on this machine)")
+    parser.add_argument("--max-retries", type=non_negative_int, default=None, metavar="N",
+                        help="--executor ray: retries of a run whose worker died (default: 3)")  # fmt: skip
     _workspace_args(parser)
     args = parser.parse_args(argv)
+    if args.executor != "ray" and (args.address is not None or args.max_retries is not None):
+        raise UsageError("--address and --max-retries go with --executor ray")
     host = _host(argv)
     sweep = load_sweep(args.file, host)  # every cell is checked before any runs
+    if not args.dry_run:
+        writable_folder(args.out, "--out")  # the tables come last: found unwritable after an hour of runs is too late
     if args.device == "auto":
         args.device = sweep.device
+    executor = None  # local
+    if args.executor == "ray":
+        from harness.running.executors import DEFAULT_MAX_RETRIES, RayExecutor
+
+        executor = RayExecutor(address=args.address, plugins=tuple(_plugins_from_argv(argv)), device=args.device,
+                               max_retries=DEFAULT_MAX_RETRIES if args.max_retries is None else args.max_retries)  # fmt: skip
     with _workspace(host, args) as workspace:
-        outcome = run_sweep(sweep, workspace, dry_run=args.dry_run)
+        outcome = run_sweep(sweep, workspace, dry_run=args.dry_run, executor=executor)
         if args.dry_run:
             return 0
         for path in write_sweep_reports(sweep, workspace, Path(args.out), command=f"harness sweep {args.file}"):
@@ -641,8 +701,14 @@ def _quiet_libraries() -> None:
         pass
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"{PROG}: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0
@@ -650,14 +716,23 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     from harness.registry import RegistrationError
 
-    previous = _stop_on_sigterm()
+    previous, format_warning = _stop_on_sigterm(), warnings.formatwarning
+    if not debug:
+        warnings.formatwarning = _one_line_warning
     try:
         if command in CORE_COMMANDS:
             return CORE_COMMANDS[command](argv[1:])
         return _plugin_command(argv)
     except (UsageError, RegistrationError) as exc:
-        print(f"{PROG} {command}: error: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"{PROG} {command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except FaultError as exc:
+        if debug:
+            raise
+        print(f"{PROG} {command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:
         why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
         print(f"{PROG} {command}: {why}; the store is consistent (a run in progress is marked interrupted)", file=sys.stderr)
@@ -667,9 +742,27 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`harness show RUN | head -1`): nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the exit-time flush is quiet too
         return 141
+    except OSError as exc:  # the environment: a read-only folder, a full disk, a file where a folder should be
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"{PROG} {command}: error: {exc.strerror or _one_line(exc)}{where}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug (ours or a plugin's): one line, the traceback on request
+        if debug:
+            raise
+        print(f"{PROG} {command}: error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug, or {DEBUG_ENV}=1, "
+              "for the traceback)", file=sys.stderr)  # fmt: skip
+        return 1
     finally:
+        warnings.formatwarning = format_warning
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (a multi-line message is joined, not cut)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _stop_on_sigterm():

@@ -25,6 +25,67 @@ def help_field(help: str, default: Any = dataclasses.MISSING, *, aliases: dict[s
     return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
+# -------------------------------------------------------------------------
+# argparse types for hand-written flags: ASCII digits only ("２０００" is no setting), finite numbers
+# -------------------------------------------------------------------------
+
+
+def ascii_int(text: str, expected: str = "an integer") -> int:
+    """``int(text)`` for ASCII digits only (``int`` also takes "２０００")."""
+    if text.isascii():
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+
+
+def bounded_int(low: int, high: int = 2**63 - 1, expected: str = "an integer"):
+    """An argparse type: an ASCII integer in ``low .. high`` (SQLite and torch hold 64-bit ints)."""
+
+    def convert(text: str) -> int:
+        value = ascii_int(text, expected)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {'a positive integer' if low == 1 else f'>= {low}'}, got {value}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+        return value
+
+    convert.__name__ = "int"
+    return convert
+
+
+positive_int = bounded_int(1, expected="a positive integer")
+non_negative_int = bounded_int(0, expected="an integer >= 0")
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number ("nan" and "inf" are no settings)."""
+    try:
+        if not text.isascii():
+            raise ValueError
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _flag(prefix: str, name: str) -> str:
     return "--" + (prefix + name).replace("_", "-")
 
@@ -74,6 +135,8 @@ def _converter(tp, flag: str):
             raise argparse.ArgumentTypeError(f"expected {scalar.__name__}, got {text!r}") from None
         if scalar is float and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if scalar is int and not -(2**63) <= value < 2**63:  # what SQLite and torch hold
+            raise argparse.ArgumentTypeError(f"expected a 64-bit integer, got {text}")
         return value
 
     convert.__name__ = scalar.__name__  # argparse names the type in its errors
@@ -131,9 +194,24 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, prefix: str = 
         else:
             convert, choices = _converter(tp, flag)
             metavar = "{" + ",".join(choices) + "}" if choices else scalar.__name__.upper()
-            group.add_argument(flag, dest=dest, type=convert, default=default, metavar=metavar, help=f"{help_text} (default: {default})")
+            aliased = bool(f.metadata.get("aliases"))
+            group.add_argument(flag, dest=dest, type=convert, default=default, metavar=metavar, help=f"{help_text} (default: {default})",
+                               **({"action": _StoreOnce} if aliased else {}))  # fmt: skip
         for alias, value in f.metadata.get("aliases", {}).items():
-            group.add_argument(_flag(prefix, alias), dest=dest, action="store_const", const=value, help=f"the same as {flag} {value}")
+            group.add_argument(_flag(prefix, alias), dest=dest, action=_StoreOnce, nargs=0, const=value, help=f"the same as {flag} {value}")
+
+
+class _StoreOnce(argparse.Action):
+    """A field's flag and its aliases (``--kl-coef 0.1 --no-kl``): two of them with different
+    values is a contradiction, not "the last one wins"."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        value = self.const if self.nargs == 0 else values
+        seen = namespace.__dict__.setdefault("_set_by", {})
+        if self.dest in seen and seen[self.dest][1] != value:
+            parser.error(f"{seen[self.dest][0]} and {option_string} contradict each other: give one of them")
+        seen[self.dest] = (option_string, value)
+        setattr(namespace, self.dest, value)
 
 
 def build_config(cls, namespace: argparse.Namespace | dict, prefix: str = "", what: str = "config"):

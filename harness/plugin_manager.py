@@ -107,6 +107,8 @@ def _code_version(module: ModuleType) -> str:
 
 
 def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r}) while loading"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -130,7 +132,7 @@ def load_plugins(extra: list[str] | None = None, core_commands=()) -> PluginHost
             versions[name] = version or _code_version(module)
         except UsageError:
             raise
-        except Exception as exc:  # a broken plugin must not take the others down
+        except (Exception, SystemExit) as exc:  # a broken plugin (even one calling sys.exit) must not take the others down
             errors.append(PluginError(name, _error_text(exc)))
 
     for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -174,8 +176,18 @@ def load_plugins(extra: list[str] | None = None, core_commands=()) -> PluginHost
     ]:
         # Call each plugin's implementation on its own, in load order, so the registry knows who added what.
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if pm.get_plugin(impl.plugin_name) is None:  # dropped by an earlier hook's failure
+                continue
             registry.current_plugin = impl.plugin_name
-            impl.function(**{arg: registry for arg in impl.argnames})
+            try:
+                impl.function(**{arg: registry for arg in impl.argnames})
+            except (UsageError, RegistrationError):
+                raise
+            except Exception as exc:  # a plugin's bug: reported like a failed import, the others still load
+                errors.append(PluginError(impl.plugin_name, f"its {hook_name} raised {_error_text(exc)}"))
+                for other in (host.algorithms, host.reward_models, host.evaluators, host.benchmarks, host.commands):
+                    other.drop_plugin(impl.plugin_name)
+                pm.unregister(name=impl.plugin_name)
     return host
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, is_dataclass
 from typing import Callable
 
@@ -9,7 +10,12 @@ from harness.errors import UsageError, did_you_mean
 
 
 class RegistrationError(Exception):
-    """A plugin registered something invalid (a clash, a wrong base class)."""
+    """A plugin registered something invalid (a clash, a wrong base class, a name that is no name)."""
+
+
+#: a registered name becomes part of run names, run folders and file names: no separators, no
+#: leading dot (``../x``, ``a/b`` and ``.hidden`` would write outside or hide in ``results/``)
+VALID_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 
 
 @dataclass
@@ -43,6 +49,11 @@ class Registry:
             )
         if not name:
             raise RegistrationError(f"plugin {self.current_plugin!r} registered {cls.__name__} as a {self.kind} with no name")
+        if not isinstance(name, str) or not VALID_NAME.fullmatch(name):
+            raise RegistrationError(
+                f"plugin {self.current_plugin!r} registered {self.kind} {name!r}: a name is 1-64 letters, digits, '_', '.', "
+                "'+' or '-', starting with a letter or digit (names become folder and file names)"
+            )
         if not is_dataclass(cls.Config):
             raise RegistrationError(f"{self.kind} {name!r} from plugin {self.current_plugin!r}: Config must be a dataclass")
         if name in self._entries:
@@ -68,6 +79,10 @@ class Registry:
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries
+
+    def drop_plugin(self, plugin: str) -> None:
+        """Forget what ``plugin`` registered (its registration hook failed half-way)."""
+        self._entries = {n: e for n, e in self._entries.items() if e.plugin != plugin}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -118,6 +133,10 @@ class CommandRegistry:
 
     def names(self) -> list[str]:
         return sorted(self._commands)
+
+    def drop_plugin(self, plugin: str) -> None:
+        """Forget the commands ``plugin`` registered (its registration hook failed half-way)."""
+        self._commands = {n: c for n, c in self._commands.items() if c.plugin != plugin}
 
     def group(self, word: str) -> list[Command]:
         """The two-word commands whose first word is ``word``."""

@@ -64,6 +64,9 @@ class GRPO(PolicyOptimizer):
     description = "GRPO (TRL's GRPOTrainer): group-mean baselines over num_generations samples per prompt, KL to π_sft in the loss"
     Config = GRPOConfig
 
+    def episodes_per_update(self) -> int:
+        return self.config.batch_size
+
     def train(self, ctx: TrainContext) -> Policy:
         from harness_plugins.trl_support import train_online
         from trl import GRPOConfig as TRLGRPOConfig

@@ -327,6 +327,9 @@ class PPO(PolicyOptimizer):
         """The score of each episode, added at its last token: here the proxy RM's own."""
         return raw_scores
 
+    def episodes_per_update(self) -> int:
+        return self.config.batch_size
+
     def train(self, ctx: TrainContext) -> Policy:
         c: PPOConfig = self.config
         self.timings = Timings()

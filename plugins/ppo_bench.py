@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.api import finite_float, non_negative_float, non_negative_int, positive_float, positive_int
+
 #: The peer's fixed word list (trl_ppo_peer.py ``WORDS``).
 WORDS = (
     "the a an one two three red green blue big small fast slow cat dog bird fish tree house car "
@@ -95,31 +97,38 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = _Parser(prog="harness bench ppo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    p.add_argument("--total-episodes", type=int, default=4096)
-    p.add_argument("--batch-size", type=int, default=32, help="episodes per PPO update")
-    p.add_argument("--response-length", type=int, default=16)
-    p.add_argument("--n-layer", type=int, default=2)
-    p.add_argument("--n-embd", type=int, default=64)
-    p.add_argument("--n-head", type=int, default=2)
-    p.add_argument("--kl-coef", type=float, default=0.05)
+    p.add_argument("--total-episodes", type=positive_int, default=4096)
+    p.add_argument("--batch-size", type=positive_int, default=32, help="episodes per PPO update")
+    p.add_argument("--response-length", type=positive_int, default=16)
+    p.add_argument("--n-layer", type=positive_int, default=2)
+    p.add_argument("--n-embd", type=positive_int, default=64)
+    p.add_argument("--n-head", type=positive_int, default=2)
+    p.add_argument("--kl-coef", type=non_negative_float, default=0.05)
     p.add_argument("--kl-estimator", choices=["k1", "k3"], default="k1")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--learning-rate", type=float, default=1e-4)
-    p.add_argument("--adam-eps", type=float, default=1e-8, help="the peer's (transformers') default")
-    p.add_argument("--max-grad-norm", type=float, default=None, help="the peer applies none")
-    p.add_argument("--num-ppo-epochs", type=int, default=4)
-    p.add_argument("--num-mini-batches", type=int, default=1)
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--num-prompts", type=int, default=256)
-    p.add_argument("--data-seed", type=int, default=1234)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--learning-rate", type=positive_float, default=1e-4)
+    p.add_argument("--adam-eps", type=positive_float, default=1e-8, help="the peer's (transformers') default")
+    p.add_argument("--max-grad-norm", type=positive_float, default=None, help="the peer applies none")
+    p.add_argument("--num-ppo-epochs", type=positive_int, default=4)
+    p.add_argument("--num-mini-batches", type=positive_int, default=1)
+    p.add_argument("--temperature", type=positive_float, default=0.7)
+    p.add_argument("--num-prompts", type=positive_int, default=256)
+    p.add_argument("--data-seed", type=non_negative_int, default=1234)
     p.add_argument("--stop-eos", action="store_true", help="end responses at EOS (default: fixed length, as the peer)")
-    p.add_argument("--missing-eos-penalty", type=float, default=None)
+    p.add_argument("--missing-eos-penalty", type=finite_float, default=None)
     p.add_argument("--whiten-rewards", action="store_true")
-    p.add_argument("--reward-std", type=float, default=1.0, help="score std of the random RM on random responses (0: raw)")
-    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    p.add_argument("--reward-std", type=non_negative_float, default=1.0, help="score std of the random RM on random responses (0: raw)")
+    p.add_argument("--threads", type=positive_int, default=2, help="torch.set_num_threads")
     p.add_argument("--profile", nargs="?", const="torch", choices=["torch", "cprofile"], default=None,
                    help="print a profile summary to stderr (torch.profiler by default, or cProfile)")  # fmt: skip
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.batch_size > args.total_episodes:
+        p.error(f"--batch-size {args.batch_size} is more than --total-episodes {args.total_episodes}: no update would run")
+    if args.batch_size % args.num_mini_batches:
+        p.error(f"--batch-size {args.batch_size} is not a multiple of --num-mini-batches {args.num_mini_batches}")
+    if args.n_embd % args.n_head:
+        p.error(f"--n-embd {args.n_embd} is not a multiple of --n-head {args.n_head}")
+    return args
 
 
 def main(argv: list[str]) -> int:

@@ -123,7 +123,12 @@ class PPONoKLConfig(PPOConfig):
     """The KL-ablated PPO: PPO's options with the KL penalty off by default."""
 
     kl_coef: float = help_field(
-        "β of the per-token KL penalty: 0, the KL-ablated PPO (a β > 0 makes the run plain ppo); KL is still logged",
+        "β of the per-token KL penalty: 0, the KL-ablated PPO (for a β > 0 use --algo ppo); KL is still logged",
         0.0,
         aliases={"no_kl": 0.0},
     )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.kl_coef != 0:  # a contradiction, not silently another experiment
+            raise ValueError(f"--kl-coef {self.kl_coef}: ppo-nokl is PPO with β = 0; for a β > 0 use --algo ppo")

@@ -57,6 +57,9 @@ class RLOO(PolicyOptimizer):
     description = "RLOO (TRL's RLOOTrainer): REINFORCE with leave-one-out baselines over num_generations samples, KL to π_sft in the reward"
     Config = RLOOConfig
 
+    def episodes_per_update(self) -> int:
+        return self.config.batch_size
+
     def train(self, ctx: TrainContext) -> Policy:
         from harness_plugins.trl_support import train_online
         from trl import RLOOConfig as TRLRLOOConfig

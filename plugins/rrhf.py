@@ -92,6 +92,9 @@ class RRHF(PolicyOptimizer):
     description = "RRHF: a ranking loss on the RM's order of K responses per prompt + SFT on the best + exact KL to π_sft"
     Config = RRHFConfig
 
+    def episodes_per_update(self) -> int:
+        return self.config.batch_size
+
     def train(self, ctx: TrainContext) -> Policy:
         c = self.config
         torch.manual_seed(ctx.seed)

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from harness.cli import main
+from harness.errors import UsageError
 
 STORE = "<an empty store>"
 
@@ -36,7 +37,7 @@ STORE = "<an empty store>"
         (["bench", "ppp"], "unknown bench 'ppp' (did you mean 'ppo'?); valid: ppo"),
         (["run", "--algo", "sft", "--rm-lr", "-1"], "--rm-epochs, --rm-lr and --rm-batch-size must be > 0"),
         (["leaderboard", "--format", "mdx", "--store", STORE], "--format 'mdx' is not one of md, csv, html, latex (did you mean 'md'?)"),
-        (["leaderboard", "--out", "/dev/null/x", "--store", STORE], "cannot write /dev/null/x/LEADERBOARD.md"),
+        (["leaderboard", "--out", "/dev/null/x", "--store", STORE], "--out /dev/null/x: a file stands where a folder of the path should be"),
         (["run", "--algo", "sft", "--device", "cuda:x"], "--device cuda:x: expected cpu, cuda, cuda:N or auto"),
         (["run", "--algo", "sft", "--device", "tpu"], "--device tpu: expected cpu, cuda, cuda:N or auto"),
         (["bench", "ppo", "--bogus"], "unrecognized arguments: --bogus (see harness bench ppo --help)"),
@@ -94,8 +95,8 @@ def test_the_kl_ablation_has_one_spelling():
         assert spec.algorithm.name == "ppo-nokl" and spec.algorithm.config["kl_coef"] == 0.0
         keys.add(spec.key)
     assert len(keys) == 1  # one experiment, one row
-    _, (spec,), _ = parse_run(["--algo", "ppo-nokl", "--kl-coef", "0.05"])
-    assert spec.algorithm.name == "ppo" and spec.key == parse_run(["--algo", "ppo"])[1][0].key
+    with pytest.raises(UsageError, match="ppo-nokl is PPO with β = 0; for a β > 0 use --algo ppo"):
+        parse_run(["--algo", "ppo-nokl", "--kl-coef", "0.05"])  # a contradiction, not silently plain ppo
 
 
 def test_one_experiment_has_one_spec_however_it_is_spelt():

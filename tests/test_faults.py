@@ -118,6 +118,61 @@ def test_a_damaged_stage_is_rebuilt_with_a_warning(tmp_path):
     assert cache.get_or_build("sft", "abc123", build) == folder and len(built) == 1  # whole now: reused
 
 
+def _corrupt(folder: Path, how: str) -> str:
+    """Damage the largest file of a stage folder ``how``: truncated, garbage or deleted."""
+    victim = max((p for p in folder.rglob("*") if p.is_file() and p.name != "stage.json"), key=lambda p: p.stat().st_size)
+    if how == "truncate":
+        victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    elif how == "garbage":
+        size = victim.stat().st_size  # same size: only the checksum can tell
+        victim.write_bytes((b"\x00garbage{" * size)[:size])
+    else:
+        victim.unlink()
+    return str(victim.relative_to(folder))
+
+
+def test_every_corrupted_stage_is_rebuilt_with_a_one_line_warning_naming_it(tmp_path):
+    """Each stage kind damaged a different way (truncated weights, garbage JSON, a deleted file,
+    a stage.json from an older harness): verified before loading, rebuilt bit-identically."""
+    import json
+    import warnings
+
+    import torch
+    from harness_benchmarks.sentiment import Sentiment
+    from harness_plugins.reward_models import Pairwise, PairwiseConfig
+
+    from harness.pipeline.cache import StageCache, verify
+    from harness.pipeline.stages import prepare
+    from harness.running.reward_fit import fit_proxy
+    from tests.conftest import tiny_sentiment_config
+
+    def build() -> None:
+        prepared = prepare(Sentiment(tiny_sentiment_config()), StageCache(tmp_path / "cache"), quiet=True)
+        fit_proxy(Pairwise(PairwiseConfig(epochs=2)), prepared, torch.device("cpu"))
+
+    build()
+    cache = StageCache(tmp_path / "cache")
+    entries = {e["stage"]: Path(e["path"]) for e in cache.entries()}
+    assert sorted(entries) == ["base_lm", "data", "judge", "preferences", "reward_model", "sft"]
+    before = {stage: json.loads((folder / "stage.json").read_text())["files"] for stage, folder in entries.items()}
+    damage = {"base_lm": "truncate", "sft": "garbage", "judge": "delete", "reward_model": "truncate", "preferences": "garbage"}
+    for stage, how in damage.items():
+        _corrupt(entries[stage], how)
+        assert verify(entries[stage]) is not None
+    legacy = json.loads((entries["data"] / "stage.json").read_text())
+    del legacy["files"]  # as an older harness wrote it: nothing to verify against
+    (entries["data"] / "stage.json").write_text(json.dumps(legacy))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build()
+    messages = [str(w.message) for w in caught if "cache:" in str(w.message)]
+    for stage, folder in entries.items():
+        assert any(f"{folder} is damaged" in m and "rebuilding it" in m and "\n" not in m for m in messages), (stage, messages)
+        assert verify(folder) is None
+    after = {stage: json.loads((folder / "stage.json").read_text())["files"] for stage, folder in entries.items()}
+    assert after == before  # deterministic rebuilds: the same bytes as before the damage
+
+
 # -------------------------------------------------------------------------
 # user mistakes and the environment: one line, no traceback
 # -------------------------------------------------------------------------
@@ -148,3 +203,92 @@ def test_metrics_measured_before_a_late_failure_are_kept_with_it(tmp_path, tiny_
         kept = store.metrics(failed.run_id)
         assert store.metrics_frame().empty
     assert kept["eval/kl"] == 0 and -1 < kept["eval/gold"] < 1
+
+
+def test_debug_shows_the_traceback_that_the_one_line_error_hides(tmp_path, monkeypatch, capsys):
+    """A bug surfaces as one line and exit 1; --debug (or HARNESS_DEBUG=1) raises it whole."""
+    plugin = tmp_path / "buggy.py"
+    plugin.write_text("from harness import hookimpl\n\n@hookimpl\ndef harness_register_commands(commands):\n"
+                      "    commands.add('buggy', lambda argv: 1 / 0, 'divides by zero')\n")  # fmt: skip
+    monkeypatch.delenv("HARNESS_DEBUG", raising=False)
+    assert main(["buggy", "--plugin", str(plugin)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ZeroDivisionError: division by zero (rerun with --debug" in err and "Traceback" not in err
+    with pytest.raises(ZeroDivisionError):
+        main(["buggy", "--plugin", str(plugin), "--debug"])
+    monkeypatch.setenv("HARNESS_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["buggy", "--plugin", str(plugin)])
+
+
+def test_an_installed_plugin_whose_registration_raises_is_dropped_with_a_warning(tmp_path, monkeypatch, capsys):
+    """Not named on the command line (an environment plugin): a warning, and the others still load —
+    none of what it registered before raising stays behind."""
+    plugin = tmp_path / "half.py"
+    plugin.write_text("from harness import hookimpl\nfrom harness_plugins.baselines import SFT\n\n"
+                      "class Half(SFT):\n    name = 'zz-half'\n\n@hookimpl\ndef harness_register_algorithms(registry):\n"
+                      "    registry.add(Half)\n    raise RuntimeError('boom')\n")  # fmt: skip
+    monkeypatch.setenv("HARNESS_PLUGINS", str(plugin))
+    assert main(["list"]) == 0
+    captured = capsys.readouterr()
+    assert "harness_register_algorithms raised RuntimeError: boom" in captured.err
+    assert "ppo" in captured.out and "zz-half" not in captured.out
+
+
+def test_a_running_run_beats_and_a_silent_one_on_another_host_is_interrupted(tmp_path, monkeypatch):
+    """The heartbeat thread renews heartbeat_at while the run trains; a run of another host whose
+    heartbeat went quiet is marked interrupted by the next command (its pid cannot be checked)."""
+    import sqlite3
+
+    import harness.running.heartbeat as heartbeat
+    from harness.results.store import STALE_AFTER_S
+    from harness.running.heartbeat import Heartbeat
+    from tests.conftest import make_spec
+
+    store_path = tmp_path / "store.sqlite"
+    with Store(store_path) as store:
+        store.claim_run(make_spec(), run_id="abc", name="n", manifest={}, run_dir=None)
+        first = store.get_run("abc").heartbeat_at
+    beat = Heartbeat(store_path, "abc", every_s=0.05).start()
+    deadline = time.monotonic() + 30
+    while beat.beats < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    beat.stop()
+    with Store(store_path) as store:
+        assert beat.beats >= 2 and store.get_run("abc").heartbeat_at > first
+        assert store.interrupt_orphans() == []  # this process, alive
+    with sqlite3.connect(store_path) as db:  # as if another host ran it and went quiet long ago
+        db.execute("UPDATE runs SET host = 'elsewhere', heartbeat_at = '2000-01-01T00:00:00+00:00'")
+    with Store(store_path) as store:
+        assert store.interrupt_orphans() == ["abc"]
+        assert store.get_run("abc").status == "interrupted"
+    assert heartbeat.HEARTBEAT_S < STALE_AFTER_S / 4  # several missed beats before a live run is judged dead
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 1 MiB tmpfs (root only; skipped where mounting is not allowed): the run folder fits, the
+    policy's weights do not."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or done.returncode}); the simulated ENOSPC test covers it")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_real_full_disk_fails_the_run_in_one_line_and_keeps_the_store_consistent(tmp_path, full_disk, tiny_proxy):
+    store = tmp_path / "store.sqlite"
+    argv = [sys.executable, "-m", "harness.cli", "run", "--algo", "sft", "--store", str(store), "--results-dir", str(full_disk),
+            "--quiet", *TINY_FLAGS]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env={**os.environ, "HARNESS_DEBUG": ""})
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    with Store(store) as opened:
+        (failed,) = opened.list_runs()
+        assert failed.status == "failed" and "space" in failed.error.lower(), failed.error
+        assert opened.metrics(failed.run_id)["eval/kl"] == 0  # measured before the disk filled: kept
+    import sqlite3
+
+    with sqlite3.connect(store) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -401,7 +401,17 @@ def test_budget_is_enforced(tmp_path, tiny_proxy):
     assert "BudgetExceeded" in r.error
 
 
-def test_a_run_folder_that_cannot_be_written_fails_the_run_not_the_store(tmp_path, tiny_proxy):
+def test_a_results_dir_that_cannot_be_written_is_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "results").write_text("a file where the results folder should be")
+    assert run(tmp_path, "--algo", "sft") == 2
+    assert "--results-dir" in capsys.readouterr().err and not (tmp_path / "store.sqlite").exists()
+
+
+def test_a_run_folder_that_cannot_be_written_fails_the_run_not_the_store(tmp_path, tiny_proxy, monkeypatch):
+    """The folder went away between the CLI's check and the run (a full disk, another process)."""
+    import harness.cli
+
+    monkeypatch.setattr(harness.cli, "writable_folder", lambda path, flag: Path(path))
     (tmp_path / "results").write_text("a file where the results folder should be")
     assert run(tmp_path, "--algo", "sft") == 1
     (r,) = runs(tmp_path)

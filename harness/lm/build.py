@@ -168,7 +168,10 @@ def mean_token_log_likelihood(model, tokenizer, texts: list[str], batch_size: in
     predicted from EOS as a start symbol). Used by judge LMs for fluency."""
     device = next(model.parameters()).device
     eos = tokenizer.eos_token_id
-    rows = [[eos] + tokenizer(t, add_special_tokens=False)["input_ids"] + [eos] for t in texts]
+    # A text longer than the context is scored on its first n_positions tokens (a small
+    # --benchmark-set max_positions must not index past the position table).
+    limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    rows = [([eos] + tokenizer(t, add_special_tokens=False)["input_ids"] + [eos])[:limit] for t in texts]
     out = torch.empty(len(rows))
     model.eval()
     for start in range(0, len(rows), batch_size):

@@ -2,8 +2,13 @@
 a temporary folder and renamed into place when complete, so an interrupted stage never leaves a
 half-written artifact that a later run would trust. A temporary folder is named after the
 process building it (``.<hash>-<pid>-…``), so that ``clear`` can remove the ones whose process is
-gone (kill -9 mid-build) and leave a build in progress alone; a complete folder whose
-``stage.json`` does not parse is rebuilt with a warning."""
+gone (kill -9 mid-build) and leave a build in progress alone.
+
+``stage.json`` records the size and SHA-256 of every file the stage wrote; a hit is verified
+against it before anything is loaded (a few MB per stage at our sizes: milliseconds), so a
+truncated ``.safetensors``, a garbage ``prompts.json`` or a file deleted by hand is rebuilt with
+a one-line warning instead of failing every later run. A folder whose ``stage.json`` does not
+parse, or that an older harness wrote without checksums, is rebuilt the same way."""
 
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ from typing import Callable
 
 CACHE_ENV = "HARNESS_CACHE_DIR"
 DONE = "stage.json"
+#: every stage the pipeline caches, in build order
+STAGES = ("data", "base_lm", "sft", "judge", "preferences", "reward_model")
 
 
 def source_fingerprint(source: str) -> str:
@@ -50,9 +57,10 @@ class StageCache:
         """The folder of ``stage`` under ``key``, built by ``build(tmp_folder)`` if missing."""
         final = self.folder(stage, key)
         if (final / DONE).exists():
-            if stage_info(final) is not None:
+            damage = verify(final)
+            if damage is None:
                 return final
-            warnings.warn(f"cache: {final} is damaged (its {DONE} does not parse): rebuilding it", stacklevel=2)
+            warnings.warn(f"cache: {final} is damaged ({damage}): rebuilding it", stacklevel=2)
             shutil.rmtree(final, ignore_errors=True)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-{os.getpid()}-", dir=final.parent))
@@ -60,7 +68,7 @@ class StageCache:
             started = time.time()
             build(tmp)
             info = {"stage": stage, "key": key, "seconds": round(time.time() - started, 3), "created": time.time()}
-            (tmp / DONE).write_text(json.dumps({**info, "inputs": describe or {}}, indent=1, default=str))
+            (tmp / DONE).write_text(json.dumps({**info, "inputs": describe or {}, "files": _checksums(tmp)}, indent=1, default=str))
             try:
                 tmp.rename(final)
             except OSError:  # another process finished the same stage first: keep theirs
@@ -73,16 +81,18 @@ class StageCache:
 
     def entries(self) -> list[dict]:
         """Every stage folder with a ``stage.json``, with its size; ``status`` is ``ok``, or
-        ``damaged`` when that file does not parse (the next run rebuilds it; ``clear`` removes it)."""
+        ``damaged`` (``damage`` says why) when it fails :func:`verify` (the next run rebuilds it;
+        ``clear`` removes it)."""
         rows = []
         if not self.root.exists():
             return rows
         for done in sorted(self.root.glob(f"*/*/{DONE}")):
             folder = done.parent
-            info = stage_info(folder)
+            info, damage = stage_info(folder), verify(folder)
             size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
             rows.append({"stage": folder.parent.name, "key": folder.name, "bytes": size, "path": str(folder),
-                         "seconds": (info or {}).get("seconds"), "status": "ok" if info is not None else "damaged"})  # fmt: skip
+                         "seconds": (info or {}).get("seconds"), "status": "ok" if damage is None else "damaged",
+                         "damage": damage})  # fmt: skip
         return rows
 
     def abandoned(self) -> list[Path]:
@@ -113,6 +123,41 @@ def stage_info(folder: Path) -> dict | None:
     except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None
     return info if isinstance(info, dict) else None
+
+
+def verify(folder: Path) -> str | None:
+    """What is wrong with a complete stage folder (one line), or ``None`` when every file its
+    ``stage.json`` lists is there with the recorded size and SHA-256 and nothing is missing."""
+    info = stage_info(folder)
+    if info is None:
+        return f"its {DONE} does not parse"
+    recorded = info.get("files")
+    if not isinstance(recorded, dict):
+        return f"its {DONE} has no checksums (an older harness built it)"
+    try:
+        found = _checksums(folder)
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    for name, (size, digest) in recorded.items():
+        if name not in found:
+            return f"{name} is missing"
+        if found[name][0] != size:
+            return f"{name} has {found[name][0]} bytes, {size} were written"
+        if found[name][1] != digest:
+            return f"{name} does not match its checksum"
+    return None
+
+
+def _checksums(folder: Path) -> dict[str, tuple[int, str]]:
+    """``{relative path: (size, sha256)}`` of every file under ``folder`` but ``stage.json``."""
+    out = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p != folder / DONE):
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        out[str(path.relative_to(folder))] = (path.stat().st_size, digest.hexdigest())
+    return out
 
 
 def _pid_alive(pid: int) -> bool:

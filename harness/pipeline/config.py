@@ -72,8 +72,11 @@ class BenchmarkConfig:
             raise ValueError(f"policy_width ({self.policy_width}) must be a multiple of policy_heads ({self.policy_heads})")
         if self.judge_layers and self.judge_width % judge_heads(self.judge_width):
             raise ValueError(f"judge_width ({self.judge_width}) must be a multiple of {judge_heads(self.judge_width)} (its heads)")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.max_positions <= self.max_new_tokens:
+            raise ValueError(f"max_positions ({self.max_positions}) must exceed max_new_tokens ({self.max_new_tokens}): "
+                             "the context holds the prompt and the response")  # fmt: skip
+        if not 0 < self.temperature < float("inf"):
+            raise ValueError(f"temperature must be > 0 and finite, got {self.temperature}")
         if self.sft_trainer not in SFT_TRAINERS:
             raise ValueError(f"sft_trainer must be one of {', '.join(SFT_TRAINERS)}, got {self.sft_trainer!r}")
         if not 2 <= self.ranking_k <= 9:

@@ -175,12 +175,12 @@ class _Builder:
         the others are dropped with a warning, and none left is an error naming the settings."""
         room = prompt_room(self.config)
         kept = [p for p, n in zip(prompts, token_counts(self.tokenizer, prompts)) if n <= room]
-        if len(kept) < len(prompts):
-            warnings.warn(f"{self.benchmark.name}: {len(prompts) - len(kept)} of {len(prompts)} {split} prompts are longer than "
-                          f"{room} tokens (max_positions − max_new_tokens) and were dropped", stacklevel=2)  # fmt: skip
         if not kept:
             raise UsageError(f"benchmark {self.benchmark.name}: no {split} prompt fits in max_positions={self.config.max_positions} "
                              f"with max_new_tokens={self.config.max_new_tokens}; raise max_positions")  # fmt: skip
+        if len(kept) < len(prompts):
+            warnings.warn(f"{self.benchmark.name}: {len(prompts) - len(kept)} of {len(prompts)} {split} prompts are longer than "
+                          f"{room} tokens (max_positions − max_new_tokens) and were dropped", stacklevel=2)  # fmt: skip
         return kept
 
     def _texts(self, name: str) -> Any:

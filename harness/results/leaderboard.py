@@ -740,6 +740,8 @@ def render(df: pd.DataFrame, fmt: str, higher_is_better: Mapping[str, bool] | No
 def write_atomically(path: Path, text: str) -> Path:
     """Replace ``path`` with ``text`` in one rename, so a reader never sees half a file; a folder
     that cannot be written is a :class:`UsageError` naming it."""
+    if path.exists() and not path.is_file():  # a rename would replace a device (/dev/full) or a folder
+        raise UsageError(f"cannot write {path}: not a regular file")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

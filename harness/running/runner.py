@@ -27,9 +27,10 @@ from harness.config import config_hash
 from harness.errors import NonFiniteError, Terminated, UsageError
 from harness.pipeline.cache import StageCache
 from harness.pipeline.stages import PreparedBenchmark, prepare
-from harness.results.store import Store
+from harness.results.store import Store, is_url
 from harness.running.checkpoints import CHECKPOINT_SEED_OFFSET, CheckpointSchedule, best_of_n_curve, checkpoint_prompts, measure, measure_checkpoints
 from harness.running.evaluation import evaluate, stored_samples
+from harness.running.heartbeat import Heartbeat
 from harness.running.manifest import manifest
 from harness.running.reward_fit import CountingRewardModel, ProxyFit, fit_proxy, optimizer_preferences
 from harness.running.spec import RunSpec
@@ -66,7 +67,9 @@ class Workspace:
     def __init__(self, host, *, store: Path | str, results_dir: Path | str = "results", cache: StageCache | None = None,
                  device: str = "auto", quiet: bool = False):  # fmt: skip
         self.host = host
-        self.store_path, self.results_dir = Path(store), Path(results_dir)
+        # a database URL (postgresql://…) stays a string: Path() would fold its "//"
+        self.store_path = store if is_url(str(store)) else Path(store)
+        self.results_dir = Path(results_dir)
         self.cache = cache or StageCache()
         self.device = resolve_device(device)
         self.quiet = quiet
@@ -220,6 +223,7 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
     schedule: CheckpointSchedule | None = None
     status, metrics, higher, error = "failed", {}, {}, None
     budget_used: dict[str, Any] = budget.as_dict()
+    heartbeat = Heartbeat(workspace.store_path, run_id).start()  # stopped in `finally`
     try:
         host.hook.harness_run_started(run=info)
         seed_everything(spec.seed)
@@ -265,6 +269,7 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
         store.finish_run(run_id, status="failed", metrics=metrics, higher_is_better=higher, budget_used=budget.as_dict(), error=error)
         metrics = {}
     finally:
+        heartbeat.stop()
         log_file.close()
         if schedule is not None:
             schedule.discard()

@@ -189,6 +189,11 @@ def make_specs(
         algo_entry = host.algorithms.get(row_name)
     if budget is not None and budget <= 0:
         raise UsageError(f"the budget must be a positive number of episodes, got {budget}")
+    resolved_budget = int(budget if budget is not None else bench_config.default_budget)
+    per_update = algo_entry.cls(algo_config).episodes_per_update()
+    if per_update > resolved_budget:  # checked here, not after a minute of building the benchmark
+        raise UsageError(f"a budget of {resolved_budget} episodes buys no update of {algorithm}: one spends {per_update} "
+                         "(--batch-size); raise --budget or lower --batch-size")  # fmt: skip
     code = {"harness": harness_code_version()}
     roles = [("benchmark", bench_entry), ("algorithm", algo_entry), ("reward_model", rm_entry)]
     roles += [(f"evaluator {e.name}", e) for e in host.evaluators.entries()]  # every registered evaluator runs
@@ -201,7 +206,7 @@ def make_specs(
         benchmark=Component(bench_entry.name, bench_settings, version=str(bench_entry.cls.version)),
         algorithm=Component(algo_entry.name, config_dict(algo_config)),
         reward_model=Component(rm_entry.name, config_dict(rm_config), oracle=bool(getattr(rm_entry.cls, "is_oracle", False))),
-        budget=int(budget if budget is not None else bench_config.default_budget),
+        budget=resolved_budget,
         evaluation=asdict(evaluation or EvaluationSettings()),
         code=code,
         seed=0,

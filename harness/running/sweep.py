@@ -8,6 +8,7 @@ specs directly (no command lines in between) and run by the same orchestrator as
     reward_model: pairwise           # and rm_args: {...}: the reward model's settings
     budget: 4096                     # optional: the benchmark's default otherwise
     evaluation: {samples_per_prompt: 8}
+    resources: {num_cpus: 1, num_gpus: 0}   # optional, per run (--executor ray); a runs entry may set its own
     runs:
       - algo: sft
       - algo: ppo
@@ -22,12 +23,16 @@ specs directly (no command lines in between) and run by the same orchestrator as
       fits: true                     # FITS.md, fits.csv: Gao et al.'s forms fitted
       report: true                   # report.html: one standalone page of all of it
 
-A re-run resumes: a (spec key, seed) already finished in the store is skipped.
+A re-run resumes: a (spec key, seed) already finished in the store is skipped. The local
+executor runs one spec at a time in this process; ``--executor ray`` runs each as a Ray task
+(:mod:`harness.running.executors`), which is what ``resources`` is for.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -41,8 +46,9 @@ from harness.errors import UsageError
 from harness.running.runner import RunResult, Workspace, run
 from harness.running.spec import EvaluationSettings, RunSpec, make_specs
 
-TOP_KEYS = {"benchmarks", "seeds", "reward_model", "rm_args", "budget", "evaluation", "device", "runs", "reports"}
-RUN_KEYS = {"algo", "args", "reward_model", "rm_args", "budget"}
+TOP_KEYS = {"benchmarks", "seeds", "reward_model", "rm_args", "budget", "evaluation", "device", "runs", "reports", "resources"}
+RUN_KEYS = {"algo", "args", "reward_model", "rm_args", "budget", "resources"}
+RESOURCE_KEYS = ("num_cpus", "num_gpus")
 REPORT_KEYS = {"samples", "reward_models", "plots", "fits", "report"}
 
 
@@ -52,6 +58,8 @@ class Cell:
 
     label: str
     specs: list[RunSpec]
+    #: what one run asks of a Ray cluster (``num_cpus``, ``num_gpus``): only the keys the file sets
+    resources: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,6 +94,20 @@ def _lines(text: str) -> dict[tuple, int]:
     return lines
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (PyYAML keeps the last one
+    silently: ``seeds:`` twice would run other seeds than the reader of the file sees)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 class _Errors:
     def __init__(self, path: Path, lines: dict[tuple, int]):
         self.path, self.lines = path, lines
@@ -103,15 +125,31 @@ def _mapping(value: Any, what: str, error) -> dict:
     return value
 
 
+def _resources(value: Any) -> dict[str, float]:
+    """A ``resources`` mapping, checked: ``num_cpus`` > 0 and ``num_gpus`` >= 0, numbers (Ray
+    takes fractions: ``num_gpus: 0.5`` puts two runs on one GPU)."""
+    if not isinstance(value, dict):
+        raise UsageError(f"'resources' must be a mapping {{num_cpus: N, num_gpus: N}}, got {value!r}")
+    if unknown := set(value) - set(RESOURCE_KEYS):
+        raise UsageError(f"resources: unknown key(s) {', '.join(sorted(map(str, unknown)))}; valid: {', '.join(RESOURCE_KEYS)}")
+    for key, number in value.items():
+        is_number = isinstance(number, (int, float)) and not isinstance(number, bool) and math.isfinite(number)
+        if not is_number or (number <= 0 if key == "num_cpus" else number < 0):
+            raise UsageError(f"resources: {key} must be a number {'> 0' if key == 'num_cpus' else '>= 0'}, got {number!r}")
+    return dict(value)
+
+
 def load_sweep(path: Path, host) -> Sweep:
     """Parse a sweep file (``yaml.safe_load``: no arbitrary objects) and build every cell's specs,
     so that a mistake in the last cell is reported before the first runs. Errors name the file
     and, where known, the line."""
     try:
-        text = path.read_text()
-        data = yaml.safe_load(text)
+        text = path.read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
     except OSError as exc:
         raise UsageError(f"cannot read sweep file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not a text (UTF-8) file: byte {exc.start} is {exc.object[exc.start]:#04x}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -138,6 +176,10 @@ def load_sweep(path: Path, host) -> Sweep:
         evaluation = config_from_dict(EvaluationSettings, evaluation_values, "evaluation")
     except UsageError as exc:
         raise error(str(exc), "evaluation") from None
+    try:
+        resources = _resources(data["resources"]) if "resources" in data else {}
+    except UsageError as exc:
+        raise error(str(exc), "resources") from None
     reports = _mapping(data.get("reports"), "'reports'", error)
     if unknown := set(reports) - REPORT_KEYS:
         raise error(f"reports: unknown key(s) {', '.join(sorted(unknown))}; valid: {', '.join(sorted(REPORT_KEYS))}", "reports")
@@ -146,7 +188,10 @@ def load_sweep(path: Path, host) -> Sweep:
     except UsageError as exc:
         raise error(f"reports: {exc}", "reports") from None
 
-    sweep = Sweep(path, device=str(data.get("device", "auto")), reports=reports)
+    device = str(data.get("device", "auto"))
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):  # whether this machine has it is checked when the sweep runs here
+        raise error(f"device must be cpu, cuda, cuda:N or auto, got {device!r}", "device")
+    sweep = Sweep(path, device=device, reports=reports)
     for b_index, b in enumerate(benchmarks):
         if isinstance(b, str):
             bench_name, settings = b, {}
@@ -158,10 +203,15 @@ def load_sweep(path: Path, host) -> Sweep:
             mappings = [r.get(k) for k in ("args", "rm_args")] if isinstance(r, dict) else []
             if not isinstance(r, dict) or not isinstance(r.get("algo"), str) or set(r) - RUN_KEYS or \
                     not all(m is None or isinstance(m, dict) for m in mappings) or not isinstance(r.get("reward_model", ""), str):
-                raise error(f"runs[{i}]: expected {{algo: NAME, args: {{...}}, reward_model: NAME, rm_args: {{...}}, budget: N}}, "
-                            f"got {r!r}", "runs", i)  # fmt: skip
+                raise error(f"runs[{i}]: expected {{algo: NAME, args: {{...}}, reward_model: NAME, rm_args: {{...}}, budget: N, "
+                            f"resources: {{...}}}}, got {r!r}", "runs", i)  # fmt: skip
+            try:
+                run_resources = {**resources, **_resources(r["resources"])} if "resources" in r else dict(resources)
+            except UsageError as exc:
+                raise error(f"runs[{i}] ({r['algo']}): {exc}", "runs", i) from None
             try:
                 sweep.cells.append(_cell(host, bench_name, settings, r, data, evaluation, seeds))
+                sweep.cells[-1].resources = run_resources
             except UsageError as exc:
                 raise error(f"runs[{i}] ({r['algo']}) on {bench_name}: {exc}", "runs", i) from None
     return sweep
@@ -230,17 +280,26 @@ class SweepOutcome:
         return [r for r in self.results if r.status in ("failed", "interrupted")]
 
 
-def run_sweep(sweep: Sweep, workspace: Workspace, *, dry_run: bool = False, out=None) -> SweepOutcome:
+def _print_cell(sweep: Sweep, index: int, cell: Cell, workspace: Workspace, out) -> None:
+    finished = [s.seed for s in cell.specs if workspace.store.finished_run(s) is not None]
+    note = f"  (seeds {finished} already in the store)" if finished else ""
+    print(f"[{index}/{len(sweep.cells)}] {cell.label}: seeds {[s.seed for s in cell.specs]}{note}", file=out, flush=True)
+
+
+def run_sweep(sweep: Sweep, workspace: Workspace, *, dry_run: bool = False, out=None, executor=None) -> SweepOutcome:
     """Every spec of ``sweep`` through :func:`harness.running.runner.run`, cell by cell, with a
     progress line per run (done / total, skipped, failed, ETA). ``dry_run``: print what would
-    run, run nothing."""
+    run, run nothing. ``executor`` (:mod:`harness.running.executors`, e.g. Ray): it runs the
+    specs once the plan is printed; ``None`` runs them here, one at a time."""
     out = out or sys.stdout
+    if executor is not None:
+        for index, cell in enumerate(sweep.cells, 1):
+            _print_cell(sweep, index, cell, workspace, out)
+        return SweepOutcome([]) if dry_run else executor.run(sweep, workspace, out)
     total, results, started = len(sweep.specs), [], time.time()
     done = 0
     for index, cell in enumerate(sweep.cells, 1):
-        finished = [s.seed for s in cell.specs if workspace.store.finished_run(s) is not None]
-        note = f"  (seeds {finished} already in the store)" if finished else ""
-        print(f"[{index}/{len(sweep.cells)}] {cell.label}: seeds {[s.seed for s in cell.specs]}{note}", file=out, flush=True)
+        _print_cell(sweep, index, cell, workspace, out)
         if dry_run:
             continue
         for spec in cell.specs:
@@ -266,7 +325,7 @@ def write_sweep_reports(sweep: Sweep, workspace: Workspace, out_dir: Path, comma
     frame = workspace.store.metrics_frame()
     frame = frame[frame["spec_key"].isin(keys)] if len(frame) else frame
     codes = sorted({spec.code_version for spec in sweep.specs})
-    header = (f"Made by `{command}` (store `{workspace.store_path}`), {time.strftime('%Y-%m-%d')}; "
+    header = (f"Made by `{command}` (store `{workspace.store.path}`), {time.strftime('%Y-%m-%d')}; "
               f"code version {', '.join(codes)}.\n\n")  # fmt: skip
     board = build_leaderboard(frame)
     paths = write_leaderboard(board, out_dir, preamble=header)
