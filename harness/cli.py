@@ -710,7 +710,11 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
+        try:
+            print(__doc__.strip(), flush=True)
+        except BrokenPipeError:  # `harness --help | head -2`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
         return 0
     command = argv[0]
     _quiet_libraries()

@@ -178,9 +178,10 @@ def test_every_corrupted_stage_is_rebuilt_with_a_one_line_warning_naming_it(tmp_
 # -------------------------------------------------------------------------
 
 
-def test_a_reader_that_goes_away_gets_no_traceback():
+@pytest.mark.parametrize("command", ["list", "--help"])
+def test_a_reader_that_goes_away_gets_no_traceback(command):
     """`harness list | head -1`: the pipe closes before the listing is written."""
-    child = subprocess.Popen([sys.executable, "-m", "harness.cli", "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = subprocess.Popen([sys.executable, "-m", "harness.cli", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     child.stdout.close()
     err = child.stderr.read().decode()
     assert child.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
