@@ -438,6 +438,8 @@ def cmd_leaderboard(argv: list[str]) -> int:
                         "paired bootstrap over held-out prompts (Holm–Bonferroni, α = 0.05): a row's algorithm, e.g. sft, "
                         "qualified where a table has several rows of it, e.g. 'ppo (reward_model=pairwise)'")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.out == "":
+        raise UsageError("--out '': expected a folder for LEADERBOARD.md and leaderboard.csv")
     if args.out:
         writable_folder(args.out, "--out")
     with Store(_existing_store(args.store)) as store:

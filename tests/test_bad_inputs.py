@@ -412,6 +412,7 @@ CASES = [
     case("leaderboard-out-is-a-file", ["leaderboard", "--out", "{w}/afile"], FILE_IN_THE_WAY, r"--out.*afile"),
     case("leaderboard-out-under-a-file", ["leaderboard", "--out", "{w}/afile/sub"], FILE_IN_THE_WAY, r"--out.*afile"),
     case("leaderboard-out-in-proc", ["leaderboard", "--out", "/proc/harness-tables"], 1, r"--out.*/proc"),
+    case("leaderboard-out-empty", ["leaderboard", "--out", ""], 2, r"--out ''.*folder"),
     case("leaderboard-no-store", ["leaderboard", "--store", "{w}/nonexistent.sqlite"], 2, r"nonexistent\.sqlite"),
     case("leaderboard-store-text-file", ["leaderboard", "--store", "{w}/text.sqlite"], 2, r"text\.sqlite"),
     case("plot-kind-unknown", ["plot", "--kind", "bogus"], 2, r"--kind.*bogus.*frontier"),
