@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 
-from harness import hookimpl
+from harness import hookimpl, parallel  # parallel: the collectives of a data-parallel train (--num-processes)
 # argparse types for a plugin command's hand-written flags (``harness bench ppo``): one-line errors
 from harness.config import config_dict, finite_float, help_field, non_negative_float, non_negative_int, positive_float, positive_int
 from harness.errors import NonFiniteError, UsageError
@@ -42,7 +42,7 @@ __all__ = [
     "GenerationSettings", "NonFiniteError", "Plugin", "Policy", "PolicyOptimizer", "PreferenceData", "PreferenceItem",
     "PreferenceRequest", "RewardFitContext", "RewardModel", "Rollout", "RunInfo", "TrainContext", "UsageError",
     "annotation_cost", "config_dict", "finite_float", "help_field", "hookimpl", "non_negative_float", "non_negative_int",
-    "positive_float", "positive_int", "source_fingerprint",
+    "parallel", "positive_float", "positive_int", "source_fingerprint",
 ]  # fmt: skip
 
 

@@ -206,6 +206,9 @@ def _run_base_parser(add_help: bool) -> ArgumentParser:
                         help="start π_sft from this causal LM (hub id or local folder): --benchmark-set policy_model=…")  # fmt: skip
     parser.add_argument("--reward-model-base", metavar="ID_OR_PATH",
                         help="initialise reward models from this causal LM, not π_sft: --benchmark-set reward_model_base=…")  # fmt: skip
+    parser.add_argument("--num-processes", type=positive_int, default=1, metavar="N",
+                        help="train each run data-parallel in N processes on this machine (one per GPU, or CPU "
+                             "processes with gloo); ppo, ppo-nokl and rm-ranking (default: %(default)s)")  # fmt: skip
     _workspace_args(parser)
     return parser
 
@@ -261,14 +264,32 @@ def parse_run(argv: list[str], host=None):
 
 
 def cmd_run(argv: list[str]) -> int:
-    from harness.running.runner import run
+    from harness.running import distributed
+    from harness.running.runner import resolve_device, run
 
     host, specs, args = parse_run(argv)
-    with _workspace(host, args) as workspace:
-        results = []
-        for spec in specs:
-            results.append(run(spec, workspace))
-            _print_result(results[-1])
+    # data-parallel (#10): --num-processes N starts N copies of this command; a copy (or a command under
+    # accelerate launch / torchrun) finds WORLD_SIZE set, joins the process group and runs as its rank
+    n, launched = args.num_processes, distributed.world_size_from_env()
+    if launched > 1 and n not in (1, launched):
+        raise UsageError(f"--num-processes {n}, but the launcher started {launched} processes")
+    if max(n, launched) > 1:
+        distributed.check_algorithm(host, specs, max(n, launched))
+        if launched == 1:
+            _workspace(host, args).close()  # the folders' checks, before any process starts
+            return distributed.launch(argv, n)
+        args.device = str(distributed.init(resolve_device(args.device)))
+        args.quiet = args.quiet or not distributed.state().is_main
+        run = distributed.run
+    try:
+        with _workspace(host, args) as workspace:
+            results = []
+            for spec in specs:
+                results.append(run(spec, workspace))
+                if distributed.state().is_main:
+                    _print_result(results[-1])
+    finally:
+        distributed.close()
     return 0 if all(r.status in ("finished", "skipped") for r in results) else 1
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from harness_plugins.ppo_config import PPOConfig, PPONoKLConfig
 
-from harness.api import NonFiniteError, Policy, PolicyOptimizer, Rollout, TrainContext, UsageError, hookimpl
+from harness.api import NonFiniteError, Policy, PolicyOptimizer, Rollout, TrainContext, UsageError, hookimpl, parallel
 from harness.lm import critic_values, lm_logits, lm_to_classifier, response_hidden, token_log_probs
 
 __all__ = ["PPO", "PPONoKL", "PPOConfig", "PPONoKLConfig", "NonFiniteError"]
@@ -308,6 +308,19 @@ class PPO(PolicyOptimizer):
     name = "ppo"
     description = "PPO with a per-token KL penalty to π_sft, GAE and a critic from the RM ([B]/[N] details)"
     Config = PPOConfig
+    #: ``harness run --num-processes N``: each rank samples batch_size / N episodes of every batch,
+    #: gradients are averaged over ranks, logged scalars too (harness.parallel)
+    data_parallel = True
+
+    def check_data_parallel(self, n: int) -> None:
+        """A :class:`UsageError` unless the batch splits into ``n`` equal shards, each of whole
+        mini-batches and whole prompt groups (rm-ranking's K responses per prompt stay on one rank)."""
+        c, group = self.config, getattr(self.config, "k", 1)
+        if c.batch_size % (n * c.num_mini_batches) or (c.batch_size // n) % group:
+            raise UsageError(
+                f"--num-processes {n}: --batch-size {c.batch_size} must be a multiple of {n} × --num-mini-batches "
+                f"({c.num_mini_batches})" + (f" and each rank's {c.batch_size // n} episodes a multiple of --k {group}" if group > 1 else "")
+            )
 
     @classmethod
     def row_name(cls, config: PPOConfig) -> str:
@@ -335,11 +348,18 @@ class PPO(PolicyOptimizer):
         self.timings = Timings()
         # -- set-up ----------------------------------------------------------------------------
         torch.manual_seed(ctx.seed)
-        generator = ctx.generator  # seeded with the run's seed: rollouts and mini-batch order
+        dp = parallel.state()  # one process: rank 0 of 1, and every parallel.* call below is a no-op
+        if dp.enabled:
+            self.check_data_parallel(dp.world_size)
+            ctx.generator = torch.Generator().manual_seed(ctx.seed + dp.rank)  # each rank samples its own stream
+            prompt_generator = torch.Generator().manual_seed(ctx.seed)  # the same global batches on every rank
+        generator = ctx.generator  # seeded with the run's seed (+ rank): rollouts and mini-batch order
+        local_batch = c.batch_size // dp.world_size  # the episodes this rank samples and trains on per update
         policy, ref_policy, rm_model = ctx.model, ctx.ref_model, getattr(ctx.reward_model, "model", None)
         critic = make_critic(ctx, c.critic_init, seed=ctx.seed)
         for model in (policy, ref_policy, critic, rm_model):
             disable_dropout(model)  # [B]/[N] 8 dropout off in policy, reference, RM and critic
+        parallel.broadcast_parameters(policy, critic)  # data-parallel: one starting point on every rank
         n_updates = updates_in_budget(ctx.budget, c.batch_size)
         # One AdamW over both networks, as [N]/TRL: one backward of the joint loss, one step. The
         # networks share no parameter, so this equals two AdamWs with the same settings (and since
@@ -355,7 +375,7 @@ class PPO(PolicyOptimizer):
         else:
             kl_ctl = FixedKLController(c.kl_coef)  # β = 0 (--no-kl): the KL-ablated PPO
         temperature = ctx.generation.temperature
-        prompts = PromptSampler(ctx.train_prompts, generator)
+        prompts = PromptSampler(ctx.train_prompts, prompt_generator if dp.enabled else generator)
         started = time.perf_counter()
 
         with ctx.progress(n_updates, f"{self.name} updates") as progress:
@@ -364,8 +384,11 @@ class PPO(PolicyOptimizer):
 
                 # -- 1. rollout ([B] 4 pure temperature sampling, [N] 10/11 left padding) -------------
                 t0 = time.perf_counter()
-                batch_prompts = self.rollout_prompts(prompts, c.batch_size)
+                batch_prompts = self.rollout_prompts(prompts, c.batch_size)  # the global batch: the same on every rank
+                batch_prompts = parallel.shard(batch_prompts)  # data-parallel: this rank's local_batch of it
                 rollout = ctx.sample(batch_prompts, stop_at_eos=c.stop_at_eos)  # charged to the budget
+                if dp.enabled:  # the budget counts the global batch: the other ranks' episodes too
+                    ctx.budget.spend(c.batch_size - local_batch)
                 mask = rollout.response_mask  # [N] 14 padding masked from every loss and statistic
                 t1 = time.perf_counter()
 
@@ -387,6 +410,8 @@ class PPO(PolicyOptimizer):
                     # [B] 1 / [N] 11 the RM sees query + response, read at the last real token;
                     # [B] 2 it is normalised (mean 0, std 1 on π_sft samples) by the RM plugin.
                     raw_scores = ctx.score(rollout)
+                    if dp.enabled:  # and their RM queries
+                        ctx.budget.count_rm_queries((dp.world_size - 1) * len(rollout))
                 _check_finite("the reward model's score", raw_scores, update)
                 scores = self.episode_scores(ctx, rollout, raw_scores)
                 if c.missing_eos_penalty is not None:  # [N] 12 EOS trick, TRL's form
@@ -415,7 +440,7 @@ class PPO(PolicyOptimizer):
                     if c.num_mini_batches == 1:  # the whole batch: a mean over tokens needs no shuffle
                         batches = [slice(None)]
                     else:
-                        batches = torch.randperm(c.batch_size, generator=generator).split(c.mini_batch_size)
+                        batches = torch.randperm(local_batch, generator=generator).split(local_batch // c.num_mini_batches)
                     for index in batches:
                         mb_mask = mask[index]
                         if reuse and epoch == 0:
@@ -431,6 +456,7 @@ class PPO(PolicyOptimizer):
                         _check_finite("the loss", loss, update)
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()
+                        parallel.average_gradients(optimizer)  # data-parallel: each gradient's mean over ranks
                         grad_norms = [torch.zeros((), device=loss.device)] * 2
                         if c.max_grad_norm is not None:
                             grad_norms = [torch.nn.utils.clip_grad_norm_(m.parameters(), c.max_grad_norm, foreach=True)
@@ -445,6 +471,8 @@ class PPO(PolicyOptimizer):
                 # -- 6. β update and logs -----------------------------------------------------------
                 kl_per_seq = torch.where(mask, kl, 0.0).sum(1)
                 kl_k3_mean = torch.where(mask, kl_k3, 0.0).sum(1).mean().item()
+                if dp.enabled:  # β sees the global batch's KL, identical on every rank
+                    kl_k3_mean = parallel.mean_over_ranks({"kl": kl_k3_mean}, ctx.device)["kl"]
                 kl_ctl.update(kl_k3_mean, c.batch_size)
                 mb_stats = torch.stack(stats).mean(0).tolist()
                 self.timings.generate += t1 - t0
@@ -477,6 +505,7 @@ class PPO(PolicyOptimizer):
                     "budget/episodes_used": ctx.budget.episodes_used,
                     "time/episodes_per_second": update * c.batch_size / (time.perf_counter() - started),
                 }
+                metrics = parallel.mean_over_ranks(metrics, ctx.device)  # data-parallel: mean over ranks
                 ctx.log(update, metrics)
                 progress.update(1)
                 progress.set_postfix(

@@ -28,6 +28,7 @@ from harness.errors import NonFiniteError, Terminated, UsageError
 from harness.pipeline.cache import StageCache
 from harness.pipeline.stages import PreparedBenchmark, prepare
 from harness.results.store import Store, is_url
+from harness.running import distributed
 from harness.running.checkpoints import CHECKPOINT_SEED_OFFSET, CheckpointSchedule, best_of_n_curve, checkpoint_prompts, measure, measure_checkpoints
 from harness.running.evaluation import evaluate, stored_samples
 from harness.running.heartbeat import Heartbeat
@@ -174,6 +175,22 @@ def same_weights(model, other) -> bool:
     return all(key in theirs and torch.equal(value, theirs[key]) for key, value in model.state_dict().items())
 
 
+def training_context(spec: RunSpec, workspace: Workspace, algorithm, prepared: PreparedBenchmark, proxy, budget: Budget, *,
+                     run_dir: Path, log, quiet: bool) -> tuple[TrainContext, float | None]:  # fmt: skip
+    """The optimizer's whole world for one run — a fresh π_sft to train, a frozen π_ref, the proxy
+    behind a budget counter, the train prompts (never r*) — built alike by the runner and by each
+    rank of a data-parallel run; with the cost of the preferences an offline learner gets."""
+    preferences, annotation_cost = optimizer_preferences(algorithm, prepared)
+    ref_model = prepared.load_sft().requires_grad_(False)
+    ctx = TrainContext(
+        model=prepared.load_sft(), ref_model=ref_model, tokenizer=prepared.tokenizer,
+        reward_model=CountingRewardModel(proxy, budget), train_prompts=list(prepared.train_prompts),
+        generation=prepared.generation, budget=budget, seed=spec.seed, device=workspace.device, run_dir=run_dir,
+        log=log, quiet=quiet, preferences=preferences,
+    )  # fmt: skip
+    return ctx, annotation_cost
+
+
 def run(spec: RunSpec, workspace: Workspace) -> RunResult:
     """Run ``spec`` once: a crash fails this run only (stored with its reason); Ctrl-C marks it
     interrupted and propagates."""
@@ -187,7 +204,9 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
 
     name, run_id = run_name(spec), uuid.uuid4().hex[:12]
     run_dir = workspace.results_dir / "runs" / f"{name}__{run_id}"
-    claim = store.claim_run(spec, run_id=run_id, name=name, manifest=manifest(workspace.device), run_dir=run_dir)
+    # data-parallel: the manifest records the number of processes (1 without --num-processes)
+    claim = store.claim_run(spec, run_id=run_id, name=name, manifest={**manifest(workspace.device), **distributed.manifest_fields()},
+                            run_dir=run_dir)  # fmt: skip
     if not claim.claimed:
         holder = claim.holder
         why = "already finished" if holder.status == "finished" else f"running in process {holder.pid} on {holder.host}"
@@ -201,6 +220,9 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
         error = f"cannot write the run folder {run_dir}: {exc.strerror or exc}"
         store.finish_run(run_id, status="failed", error=error)
         return RunResult(spec, run_id, name, "failed", {}, error)
+    # data-parallel: only rank 0 gets here (it alone claims and writes); the other ranks start training this
+    # run now (harness.running.distributed._train_only); a no-op in one process
+    distributed.announce_start()
 
     info = RunInfo(run_id, name, spec.benchmark.name, spec.algorithm.name, spec.reward_model.name, spec.seed,
                    spec.algorithm.config, run_dir, spec.to_dict(), spec.key)  # fmt: skip
@@ -228,15 +250,10 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
         host.hook.harness_run_started(run=info)
         seed_everything(spec.seed)
         settings = spec.evaluation_settings()
-        preferences, annotation_cost = optimizer_preferences(algorithm, prepared)
-        ref_model = prepared.load_sft().requires_grad_(False)
         schedule = CheckpointSchedule(settings.checkpoint_every, budget, run_dir / "checkpoints")
-        ctx = TrainContext(
-            model=prepared.load_sft(), ref_model=ref_model, tokenizer=prepared.tokenizer,
-            reward_model=CountingRewardModel(proxy, budget), train_prompts=list(prepared.train_prompts),
-            generation=prepared.generation, budget=budget, seed=spec.seed, device=workspace.device, run_dir=run_dir,
-            log=log, quiet=workspace.quiet, preferences=preferences,
-        )  # fmt: skip
+        ctx, annotation_cost = training_context(spec, workspace, algorithm, prepared, proxy, budget, run_dir=run_dir, log=log,
+                                                quiet=workspace.quiet)  # fmt: skip
+        preferences, ref_model = ctx.preferences, ctx.ref_model
         policy = algorithm.train(ctx)
         for step, point in gold_along_training(workspace, spec, prepared, proxy, settings, schedule, policy, ref_model,
                                                last_step=max((step for step, _ in curve), default=0)):  # fmt: skip
