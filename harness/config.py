@@ -252,8 +252,6 @@ def parse_overrides(cls, items: list[str], what: str):
         key, sep, text = item.partition("=")
         if not sep:
             raise UsageError(f"{what}: expected key=value, got {item!r}")
-        if values.get(key, text) != text:  # not "the last one wins": a contradiction
-            raise UsageError(f"{what}: {key} is set twice, to {values[key]!r} and to {text!r}")
         values[key] = text
     return config_from_dict(cls, values, what)
 

@@ -236,8 +236,6 @@ CASES = [
     # --- run: --benchmark-set
     case("bset-unknown-key", [*RUN, "--benchmark-set", "nosuch=1"], 2, r"--benchmark-set.*nosuch.*valid:.*temperature"),
     case("bset-no-equals", [*RUN, "--benchmark-set", "temperature"], 2, r"--benchmark-set.*key=value.*temperature"),
-    case("bset-set-twice", [*RUN, "--benchmark-set", "temperature=0.5", "--benchmark-set", "temperature=2"], 2,
-         r"temperature is set twice.*'0\.5'.*'2'"),
     case("bset-empty-key", [*RUN, "--benchmark-set", "=5"], 2, r"--benchmark-set"),
     case("bset-temperature-nan", [*RUN, "--benchmark-set", "temperature=nan"], 2, r"temperature.*nan"),
     case("bset-temperature-inf", [*RUN, "--benchmark-set", "temperature=inf"], 2, r"temperature.*inf"),
