@@ -94,7 +94,9 @@ class Policy:
         return type(self).sample is Policy.sample
 
     def sample(self, prompts: list[str], settings: GenerationSettings, generator: torch.Generator, desc: str | None = None) -> Rollout:
-        """One response per prompt (a progress bar when ``desc`` is given)."""
+        """One response per prompt (a progress bar when ``desc`` is given), through
+        :func:`harness.lm.sample_rollout`: a plain GPT-2 takes its fast sampler, which draws the
+        same tokens from ``generator`` as transformers would."""
         from harness.lm import sample_rollout
 
         return sample_rollout(self.model, self.tokenizer, prompts, settings, generator, desc=desc)

@@ -29,7 +29,7 @@ import torch
 from harness_plugins.ppo_config import PPOConfig, PPONoKLConfig
 
 from harness.api import NonFiniteError, Policy, PolicyOptimizer, Rollout, TrainContext, UsageError, hookimpl, parallel
-from harness.lm import critic_values, lm_logits, lm_to_classifier, response_hidden, token_log_probs
+from harness.lm import autocast, critic_values, lm_logits, lm_to_classifier, response_hidden, token_log_probs
 
 __all__ = ["PPO", "PPONoKL", "PPOConfig", "PPONoKLConfig", "NonFiniteError"]
 
@@ -375,6 +375,9 @@ class PPO(PolicyOptimizer):
         else:
             kl_ctl = FixedKLController(c.kl_coef)  # β = 0 (--no-kl): the KL-ablated PPO
         temperature = ctx.generation.temperature
+        # --precision bf16: every forward below runs under autocast (bf16 matmuls); what leaves it is cast to
+        # fp32 (lm_logits, critic_values, the RM's scores), so log-probs, KL, GAE, ratios and losses are fp32
+        mixed = autocast(ctx.device, c.precision)
         prompts = PromptSampler(ctx.train_prompts, prompt_generator if dp.enabled else generator)
         started = time.perf_counter()
 
@@ -386,7 +389,8 @@ class PPO(PolicyOptimizer):
                 t0 = time.perf_counter()
                 batch_prompts = self.rollout_prompts(prompts, c.batch_size)  # the global batch: the same on every rank
                 batch_prompts = parallel.shard(batch_prompts)  # data-parallel: this rank's local_batch of it
-                rollout = ctx.sample(batch_prompts, stop_at_eos=c.stop_at_eos)  # charged to the budget
+                with mixed:
+                    rollout = ctx.sample(batch_prompts, stop_at_eos=c.stop_at_eos)  # charged to the budget
                 if dp.enabled:  # the budget counts the global batch: the other ranks' episodes too
                     ctx.budget.spend(c.batch_size - local_batch)
                 mask = rollout.response_mask  # [N] 14 padding masked from every loss and statistic
@@ -397,7 +401,7 @@ class PPO(PolicyOptimizer):
                 # exactly these weights, so its forward pass is this one, kept with gradients: old
                 # log-probs and values are its detached outputs (the ratio is 1 by construction).
                 reuse = c.num_mini_batches == 1
-                with torch.set_grad_enabled(reuse):
+                with torch.set_grad_enabled(reuse), mixed:
                     # [perf] one batched pass for policy and critic (and π_ref, when nothing is kept for backward)
                     hidden = response_hidden([policy, critic] if reuse else [policy, critic, ref_policy], rollout)
                     logits = lm_logits(policy, hidden[0], temperature)  # [B] 5 logits / T, as sampled
@@ -405,11 +409,13 @@ class PPO(PolicyOptimizer):
                 old_logp, old_values = logp_now.detach(), values_now.detach()
                 with torch.no_grad():
                     token_entropy = entropy(logits.detach())
-                    ref_hidden = response_hidden([ref_policy], rollout)[0] if reuse else hidden[2]
-                    ref_logp = token_log_probs(lm_logits(ref_policy, ref_hidden, temperature), rollout)  # [B] 5
-                    # [B] 1 / [N] 11 the RM sees query + response, read at the last real token;
-                    # [B] 2 it is normalised (mean 0, std 1 on π_sft samples) by the RM plugin.
-                    raw_scores = ctx.score(rollout)
+                    with mixed:
+                        ref_hidden = response_hidden([ref_policy], rollout)[0] if reuse else hidden[2]
+                        ref_logits = lm_logits(ref_policy, ref_hidden, temperature)
+                        # [B] 1 / [N] 11 the RM sees query + response, read at the last real token;
+                        # [B] 2 it is normalised (mean 0, std 1 on π_sft samples) by the RM plugin.
+                        raw_scores = ctx.score(rollout)  # fp32 (TrainContext.score)
+                    ref_logp = token_log_probs(ref_logits, rollout)  # [B] 5
                     if dp.enabled:  # and their RM queries
                         ctx.budget.count_rm_queries((dp.world_size - 1) * len(rollout))
                 _check_finite("the reward model's score", raw_scores, update)
@@ -447,9 +453,10 @@ class PPO(PolicyOptimizer):
                             logp, values = logp_now, values_now
                         else:
                             mb = rollout if isinstance(index, slice) else rollout.select(index)
-                            policy_hidden, critic_hidden = response_hidden([policy, critic], mb)  # [perf] one pass
-                            logp = token_log_probs(lm_logits(policy, policy_hidden, temperature), mb)  # [B] 5
-                            values = critic_values(critic, critic_hidden)
+                            with mixed:
+                                policy_hidden, critic_hidden = response_hidden([policy, critic], mb)  # [perf] one pass
+                                logits_mb, values = lm_logits(policy, policy_hidden, temperature), critic_values(critic, critic_hidden)
+                            logp = token_log_probs(logits_mb, mb)  # [B] 5, fp32
                         pg_loss, pg_stats = policy_loss(logp, old_logp[index], advantages[index], mb_mask, c.cliprange)
                         vf_loss, vf_stats = value_loss(values, old_values[index], returns[index], mb_mask, c.cliprange_value)
                         loss = pg_loss + c.vf_coef * vf_loss

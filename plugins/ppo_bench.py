@@ -119,6 +119,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--whiten-rewards", action="store_true")
     p.add_argument("--reward-std", type=non_negative_float, default=1.0, help="score std of the random RM on random responses (0: raw)")
     p.add_argument("--threads", type=positive_int, default=2, help="torch.set_num_threads")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: PPO's forwards under torch.autocast (bf16 matmuls; log-probs, ratios, losses fp32)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the peer runs on the CPU only)")
+    p.add_argument("--flop-updates", type=non_negative_int, default=2,
+                   help="PPO updates replayed under torch's FLOP counter to count matmul FLOPs per episode (0: skip)")
+    p.add_argument("--peak-size", type=positive_int, default=None,
+                   help="n of the n×n matmul that measures the peaks (default 1024 on the CPU, 8192 on CUDA)")
     p.add_argument("--profile", nargs="?", const="torch", choices=["torch", "cprofile"], default=None,
                    help="print a profile summary to stderr (torch.profiler by default, or cProfile)")  # fmt: skip
     args = p.parse_args(argv)
@@ -131,13 +138,80 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str]) -> int:
-    args = parse_args(argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+def bench_device(name: str):
+    """The device to bench on; a :class:`UsageError` (one line) when it does not exist here."""
     import torch
 
-    torch.set_num_threads(args.threads)
-    import transformers
+    from harness.api import UsageError
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r} is not a device: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: this machine has no CUDA device (torch {torch.__version__} sees none)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UsageError(f"--device {name}: there are {torch.cuda.device_count()} CUDA devices")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name}: use cpu, cuda or cuda:N")
+    return device
+
+
+def synchronize(device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously; a CPU has nothing to wait for)."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device, dtype, n: int, repeats: int = 5) -> float:
+    """GFLOP/s of an n×n×n matmul in ``dtype``, best of ``repeats`` timings (a few products each):
+    the machine's practical peak for dense matmuls, with the threads torch uses now."""
+    import torch
+
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+    per_timing = max(1, int(4e9 // (2 * n**3)))  # a few GFLOP per timing, so the clock's resolution doesn't matter
+    for _ in range(2):  # warm-up (thread pool, oneDNN / cuBLAS kernel choice)
+        a @ b
+    synchronize(device)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(per_timing):
+            a @ b
+        synchronize(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 * per_timing / best / 1e9
+
+
+def count_matmul_flops(train) -> tuple[int, dict[str, int]]:
+    """Matmul FLOPs of ``train()`` counted by :class:`torch.utils.flop_counter.FlopCounterMode`
+    (mm, addmm, bmm, baddbmm and their backwards), plus attention: the CPU's fused attention
+    kernels are not in torch's table, so they are counted with torch's own SDPA formulas (q·kᵀ
+    and attention·v over the full key length, as torch counts the CUDA kernels)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+    def forward(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query, key, value)
+
+    def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_backward_flop_count(grad_out, query, key, value)
+
+    aten = torch.ops.aten
+    attention = {aten._scaled_dot_product_flash_attention_for_cpu: forward,
+                 aten._scaled_dot_product_flash_attention_for_cpu_backward: backward}  # fmt: skip
+    counter = FlopCounterMode(display=False, custom_mapping=attention)
+    with counter:
+        train()
+    by_op = {str(op).removeprefix("aten."): n for op, n in counter.get_flop_counts()["Global"].items()}
+    return counter.get_total_flops(), by_op
+
+
+def build(args, device, total_episodes: int):
+    """The peer's set-up, from the seeds alone (so two builds are identical): (PPO, TrainContext, logs, extras)."""
+    import torch
     from harness_plugins.ppo import PPO
     from harness_plugins.ppo_config import PPOConfig
     from transformers import GPT2ForSequenceClassification, GPT2LMHeadModel
@@ -145,7 +219,6 @@ def main(argv: list[str]) -> int:
     from harness.api import Budget, GenerationSettings, TrainContext
     from harness.lm import ClassifierReward, LMShape, gpt2_config
 
-    t_script = time.perf_counter()
     tokenizer = build_tokenizer()
     prompts = build_prompts(args.num_prompts, args.data_seed)
     max_prompt_len = max(len(x.split()) for x in prompts)
@@ -156,6 +229,7 @@ def main(argv: list[str]) -> int:
     reward = ClassifierReward(GPT2ForSequenceClassification(gpt2_config(tokenizer, shape, num_labels=1)))
     reward.model.requires_grad_(False)
     scale = calibrate_reward_scale(reward, tokenizer, prompts, args.response_length, args.reward_std, args.data_seed)
+    policy, ref_policy, reward.model = policy.to(device), ref_policy.to(device), reward.model.to(device)
 
     config = PPOConfig(
         batch_size=args.batch_size,
@@ -171,6 +245,7 @@ def main(argv: list[str]) -> int:
         whiten_rewards=args.whiten_rewards,
         missing_eos_penalty=args.missing_eos_penalty,
         critic_init="reward_model",  # the peer's value model is a copy of the reward model, too
+        precision=args.precision,
     )
     logs: list[dict[str, float]] = []
     ctx = TrainContext(
@@ -180,27 +255,55 @@ def main(argv: list[str]) -> int:
         reward_model=reward,
         train_prompts=prompts,
         generation=GenerationSettings(max_new_tokens=args.response_length, temperature=args.temperature),
-        budget=Budget(args.total_episodes),
+        budget=Budget(total_episodes),
         seed=args.seed,
-        device=torch.device("cpu"),
+        device=device,
         run_dir=Path(tempfile.mkdtemp(prefix="harness_bench_ppo_")),
         log=lambda step, metrics: logs.append(metrics),
         quiet=True,
     )
-    algo = PPO(config)
-    load_before = os.getloadavg()[0]
+    extras = {"reward_score_head_scale": round(scale, 4), "model_vocab_size": policy.config.vocab_size,
+              "tokenizer_len": len(tokenizer), "policy_params": sum(p.numel() for p in policy.parameters())}  # fmt: skip
+    return PPO(config), ctx, logs, extras
 
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    import transformers
+
+    device = bench_device(args.device)
+    t_script = time.perf_counter()
+
+    # Matmul FLOPs per episode: the first --flop-updates updates of the same run (same seeds, so the
+    # same batches), replayed under the FLOP counter before the timed run (its dispatch overhead
+    # would distort the timing) and scaled to the timed run's episodes.
+    flops_per_episode, flops_by_op = None, {}
+    if args.flop_updates:
+        counted_episodes = min(args.flop_updates * args.batch_size, args.total_episodes // args.batch_size * args.batch_size)
+        algo, ctx, _, _ = build(args, device, counted_episodes)
+        total, flops_by_op = count_matmul_flops(lambda: algo.train(ctx))
+        flops_per_episode = total / ctx.budget.episodes_used
+
+    algo, ctx, logs, extras = build(args, device, args.total_episodes)
+    load_before = os.getloadavg()[0]
     profiler = None
     if args.profile == "torch":
-        profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+        activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        profiler = torch.profiler.profile(activities=activities)
         profiler.start()
     elif args.profile == "cprofile":
         import cProfile
 
         profiler = cProfile.Profile()
         profiler.enable()
+    synchronize(device)
     t0 = time.perf_counter()
     algo.train(ctx)
+    synchronize(device)
     wall = time.perf_counter() - t0
     if args.profile == "torch":
         profiler.stop()
@@ -211,6 +314,11 @@ def main(argv: list[str]) -> int:
         profiler.disable()
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(30)
 
+    # The hardware's practical peaks, measured after the run (the same threads, a warm machine).
+    peak_size = args.peak_size or (8192 if device.type == "cuda" else 1024)
+    peaks = {name: round(matmul_peak(device, dtype, peak_size), 1)
+             for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}  # fmt: skip
+
     episodes = ctx.budget.episodes_used
     generated = episodes * args.response_length if not args.stop_eos else None
     timings = dataclasses.asdict(algo.timings)
@@ -219,6 +327,7 @@ def main(argv: list[str]) -> int:
     def mean(key: str, rows) -> float:
         return sum(r[key] for r in rows) / len(rows)
 
+    achieved = flops_per_episode * episodes / wall / 1e9 if flops_per_episode else None
     result = {
         "harness": "harness_plugins.ppo.PPO",
         "episodes": episodes,
@@ -227,6 +336,13 @@ def main(argv: list[str]) -> int:
         "episodes_per_second": round(episodes / wall, 3),
         "generated_tokens": generated,
         "generated_tokens_per_second": round(generated / wall, 2) if generated else None,
+        "precision": args.precision,
+        "matmul_gflop_per_episode": round(flops_per_episode / 1e9, 4) if flops_per_episode else None,
+        "matmul_gflop_by_op": {op: round(n / 1e9, 3) for op, n in flops_by_op.items()},
+        "achieved_matmul_gflops": round(achieved, 2) if achieved else None,
+        "peak_matmul_gflops": peaks,
+        "fraction_of_fp32_peak": round(achieved / peaks["fp32"], 3) if achieved else None,
+        "fraction_of_bf16_peak": round(achieved / peaks["bf16"], 3) if achieved else None,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
         "fractions": {k: round(v / wall, 4) for k, v in timings.items()},
         "final_mean_reward": logs[-1]["objective/scores"],
@@ -240,20 +356,19 @@ def main(argv: list[str]) -> int:
             "per-response SUM of per-token KL (objective/kl), as the peer; wall = PPO.train() only; seconds: "
             "generate = sampling; score = forwards of policy+critic (kept for the first epoch's backward when there "
             "is one mini-batch), π_ref and the RM on the rollout, rewards, GAE; optimize = the PPO epochs' other "
-            "forwards, every backward and AdamW step"
+            "forwards, every backward and AdamW step; matmul FLOPs = torch's FlopCounterMode over the first "
+            f"{args.flop_updates} updates (matmuls, their backwards and attention) per episode × episodes; peaks = "
+            f"best {peak_size}×{peak_size} matmul GFLOP/s in fp32 and bf16 on this device with these threads"
         ),
         "script_wall_seconds": round(time.perf_counter() - t_script, 3),
         "load_average_before": round(load_before, 2),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__},
-        "device": "cpu",
+        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "torch_num_threads": torch.get_num_threads(),
         "hyperparameters": {
             **{k: v for k, v in vars(args).items() if k != "profile"},
-            "ppo_config": vars(config),
-            "reward_score_head_scale": round(scale, 4),
-            "model_vocab_size": policy.config.vocab_size,
-            "tokenizer_len": len(tokenizer),
-            "policy_params": sum(p.numel() for p in policy.parameters()),
+            "ppo_config": vars(algo.config),
+            **extras,
         },
     }
     print(json.dumps(result), flush=True)

@@ -78,6 +78,13 @@ class PPOConfig:
         "reward_model",
     )
 
+    # -- arithmetic -----------------------------------------------------------------------------------
+    precision: Literal["fp32", "bf16"] = help_field(
+        "fp32, or bf16 mixed precision: forwards (sampling, scoring, training) under torch.autocast with bf16 "
+        "matmuls; weights, optimizer state, log-probs, ratios, advantages and losses stay fp32",
+        "fp32",
+    )
+
     def __post_init__(self):
         def positive(flag: str, value) -> None:
             if not value > 0:
@@ -108,6 +115,8 @@ class PPOConfig:
             raise ValueError(f"--kl-estimator must be k1 or k3, got {self.kl_estimator!r}")
         if self.critic_init not in ("reward_model", "policy"):
             raise ValueError(f"--critic-init must be reward_model or policy, got {self.critic_init!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"--precision must be fp32 or bf16, got {self.precision!r}")
         if self.adaptive_kl and self.kl_coef == 0:
             raise ValueError("--adaptive-kl needs an initial β > 0: drop --no-kl (or --kl-coef 0) or --adaptive-kl")
         if self.missing_eos_penalty is not None and self.missing_eos_score is not None:

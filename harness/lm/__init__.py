@@ -18,6 +18,9 @@ Log-probs and losses
 Batched forwards of several models (policy + critic)
     :func:`response_hidden`, :func:`lm_logits`, :func:`critic_values`, :func:`is_plain_gpt2`,
     :func:`can_be_critic` (a reward model usable as the policy's per-token critic)
+Mixed precision
+    :func:`autocast` (``--precision bf16``: bf16 matmuls, fp32 log-probs and losses), :data:`PRECISIONS`,
+    :func:`compute_dtype`
 Reward heads
     :class:`ClassifierReward`, :func:`classifier_scores`, :func:`lm_to_classifier` (any causal LM),
     :func:`fit_on_rankings`, :func:`all_pairs_loss`, :func:`plackett_luce_loss`, :func:`items_rollout`,
@@ -59,6 +62,7 @@ from harness.lm.fast_gpt2 import (
     sample_batch,
     token_values,
 )
+from harness.lm.precision import PRECISIONS, autocast, compute_dtype
 from harness.lm.pretrained import (
     check_model_tokenizer,
     load_causal_lm,
@@ -86,7 +90,7 @@ from harness.lm.sampling import (
 )
 
 __all__ = [
-    "EOS", "PAD", "UNK", "ClassifierReward", "LMShape", "TrainSettings", "all_pairs_loss", "best_of_groups", "can_be_critic",
+    "EOS", "PAD", "PRECISIONS", "UNK", "ClassifierReward", "autocast", "compute_dtype", "LMShape", "TrainSettings", "all_pairs_loss", "best_of_groups", "can_be_critic",
     "check_model_tokenizer", "classifier_scores", "critic_values", "encode_prompts", "fit_on_rankings", "gpt2_config",
     "is_plain_gpt2", "items_rollout", "lm_logits", "lm_to_classifier", "load_causal_lm", "load_pretrained_tokenizer", "tokenizer_for_trainers",
     "load_sequence_classifier", "load_tokenizer", "mean_token_log_likelihood", "model_log_probs", "model_vocab_size",

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
+from harness.lm.precision import compute_dtype
 from harness.lm.sampling import encode_prompts, sample_responses, sequence_inputs, token_log_probs
 from harness.rollout import Rollout
 
@@ -91,9 +92,21 @@ def _attend(blocks: list, x: torch.Tensor, keep: torch.Tensor, cache=None, start
         q, x, keep = q[:, :, out_from:], x[:, :, out_from:], keep[:, :, out_from:]
     if n_models > 1:
         keep = keep.repeat(n_models, 1, 1, 1)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, scale=attn.scaling)
+    if q.dtype == torch.bfloat16:  # --precision bf16
+        out = _low_precision_attention(q, k, v, keep, attn.scaling)
+    else:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, scale=attn.scaling)
     out = _linear(out.transpose(1, 2).reshape(n_models, -1, width), [b.attn.c_proj for b in blocks])
     return x + out.view(x.shape)
+
+
+def _low_precision_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+    """softmax(q·kᵀ·scale, masked) · v with both products in q's dtype (bf16) and the softmax in
+    fp32. [perf] At these lengths (tens of tokens) torch's fused CPU attention is 4× slower in its
+    bf16 backward than these two batched matmuls; fp32 keeps the fused kernel (its numbers)."""
+    scores = torch.matmul(q, k.transpose(-1, -2)).float() * scale
+    weights = scores.masked_fill(~keep, float("-inf")).softmax(-1)
+    return torch.matmul(weights.to(q.dtype), v)
 
 
 def _mlp(blocks: list, x: torch.Tensor) -> torch.Tensor:
@@ -191,6 +204,17 @@ def token_values(critic, rollout: Rollout) -> torch.Tensor:
     return critic_values(critic, response_hidden([critic], rollout)[0])
 
 
+def device_generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator | None:
+    """A generator on ``device`` for ``torch.multinomial``: ``generator`` itself when it lives there
+    (always on the CPU, so CPU numbers never change), else a generator seeded with one draw from it.
+    Runs keep one CPU generator per seed; on CUDA each sampling call then draws on the GPU, seeded
+    by the run's generator, with no transfer per token."""
+    if generator is None or generator.device.type == device.type:
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 @torch.no_grad()
 def gpt2_sample(
     model, query_ids, query_mask, settings, eos_id: int, pad_id: int, generator=None, stop_at_eos: bool = True
@@ -199,13 +223,16 @@ def gpt2_sample(
     from ``generator``) with a preallocated KV cache. With ``stop_at_eos=False`` every row gets
     exactly ``max_new_tokens`` tokens and EOS is an ordinary token."""
     transformer, config = model.transformer, model.config
+    generator = device_generator(generator, query_ids.device)
     batch, n_query = query_ids.shape
     n_total = n_query + settings.max_new_tokens
     key_mask = torch.zeros(batch, n_total, dtype=torch.bool, device=query_ids.device)
     key_mask[:, :n_query] = query_mask
     cache_shape = (batch, config.n_head, n_total, config.n_embd // config.n_head)
-    caches = [(torch.empty(cache_shape, device=query_ids.device), torch.empty(cache_shape, device=query_ids.device))
-              for _ in transformer.h]  # fmt: skip
+    # float32, or bf16 under --precision bf16's autocast (keys and values come out of bf16 matmuls)
+    dtype = compute_dtype(query_ids.device)
+    caches = [(torch.empty(cache_shape, device=query_ids.device, dtype=dtype),
+               torch.empty(cache_shape, device=query_ids.device, dtype=dtype)) for _ in transformer.h]  # fmt: skip
     ids = query_ids.masked_fill(~query_mask, eos_id)  # PAD is never embedded
     positions = (query_mask.long().cumsum(1) - 1).clamp(min=0)
     next_position = positions[:, -1:] + 1

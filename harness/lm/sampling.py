@@ -92,21 +92,29 @@ def sample_rollout(
     generator: torch.Generator | None = None,
     batch_size: int = 512,
     desc: str | None = None,
+    fast: bool = True,
 ) -> Rollout:
-    """Sample one response per prompt (repeat a prompt in ``prompts`` for several); with
-    ``desc``, a progress bar over the prompts."""
+    """Sample one response per prompt (repeat a prompt in ``prompts`` for several), in chunks of
+    ``batch_size``; with ``desc``, a progress bar over the prompts.
+
+    A plain GPT-2 goes through :func:`harness.lm.fast_gpt2.gpt2_sample`: the same conventions
+    and the same draws from ``generator``, without transformers' per-token overhead
+    (tests/test_fast_sampling.py checks both). ``fast=False`` forces :func:`sample_responses`
+    for any model: the pipeline's cached stages sample so, and their artifacts keep their bytes."""
+    from harness.lm.fast_gpt2 import gpt2_sample, is_plain_gpt2  # fast_gpt2 imports this module
     from harness.progress import bar
 
     device = next(model.parameters()).device
     query_ids, query_mask = encode_prompts(tokenizer, prompts, device)
     was_training = model.training
     model.eval()
+    sampler = gpt2_sample if fast and is_plain_gpt2(model) else sample_responses
     chunks = []
     progress = bar(len(prompts), desc or "", disable=desc is None, unit="sample")
     for start in range(0, len(prompts), batch_size):
         chunk = slice(start, start + batch_size)
         chunks.append(
-            sample_responses(
+            sampler(
                 model,
                 query_ids[chunk],
                 query_mask[chunk],

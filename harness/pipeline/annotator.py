@@ -82,7 +82,7 @@ def _build(prepared: PreparedBenchmark, request: PreferenceRequest, out: Path) -
         with bar(n_items, f"annotate {split} {request.kind}", disable=prepared.quiet) as progress:
             for start in range(0, n_items, chunk):
                 group = chosen[start : start + chunk]
-                rollout = sample_rollout(policy, prepared.tokenizer, [p for p in group for _ in range(k)], prepared.generation, generator)
+                rollout = sample_rollout(policy, prepared.tokenizer, [p for p in group for _ in range(k)], prepared.generation, generator, fast=False)
                 gold = judge.gold(rollout).view(len(group), k)
                 texts, ended = rollout.responses, rollout.ended.view(len(group), k).tolist()
                 for i, prompt in enumerate(group):

@@ -8,7 +8,11 @@ gone (kill -9 mid-build) and leave a build in progress alone.
 against it before anything is loaded (a few MB per stage at our sizes: milliseconds), so a
 truncated ``.safetensors``, a garbage ``prompts.json`` or a file deleted by hand is rebuilt with
 a one-line warning instead of failing every later run. A folder whose ``stage.json`` does not
-parse, or that an older harness wrote without checksums, is rebuilt the same way."""
+parse, or that an older harness wrote without checksums, is rebuilt the same way.
+
+``stage.json`` also records how long the build took (``seconds``), and a :class:`StageCache`
+keeps a :class:`StageEvent` for every stage it built or loaded in this process, so that a sweep
+can tell where its time went."""
 
 from __future__ import annotations
 
@@ -19,8 +23,9 @@ import shutil
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 CACHE_ENV = "HARNESS_CACHE_DIR"
 DONE = "stage.json"
@@ -46,28 +51,48 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "rlhf-harness"
 
 
+@dataclass(frozen=True)
+class StageEvent:
+    """One :meth:`StageCache.get_or_build` call that returned a folder."""
+
+    stage: str
+    key: str
+    #: ``built`` (here, in this process) or ``loaded`` (found complete and verified)
+    action: Literal["built", "loaded"]
+    #: a build: the wall seconds of the build itself, as ``stage.json`` records them; a load:
+    #: finding the folder and verifying its checksums (the caller reads the files afterwards)
+    seconds: float
+
+
 class StageCache:
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root else default_cache_dir()
+        #: every stage this object built or loaded, in order (per process: a Ray worker's own
+        #: cache object records its loads, not the driver's builds)
+        self.events: list[StageEvent] = []
 
     def folder(self, stage: str, key: str) -> Path:
         return self.root / stage / key
 
     def get_or_build(self, stage: str, key: str, build: Callable[[Path], None], describe: dict | None = None) -> Path:
-        """The folder of ``stage`` under ``key``, built by ``build(tmp_folder)`` if missing."""
+        """The folder of ``stage`` under ``key``, built by ``build(tmp_folder)`` if missing;
+        recorded in :attr:`events` either way."""
+        looked = time.perf_counter()
         final = self.folder(stage, key)
         if (final / DONE).exists():
             damage = verify(final)
             if damage is None:
+                self.events.append(StageEvent(stage, key, "loaded", time.perf_counter() - looked))
                 return final
             warnings.warn(f"cache: {final} is damaged ({damage}): rebuilding it", stacklevel=2)
             shutil.rmtree(final, ignore_errors=True)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-{os.getpid()}-", dir=final.parent))
         try:
-            started = time.time()
+            started = time.perf_counter()
             build(tmp)
-            info = {"stage": stage, "key": key, "seconds": round(time.time() - started, 3), "created": time.time()}
+            seconds = round(time.perf_counter() - started, 3)
+            info = {"stage": stage, "key": key, "seconds": seconds, "created": time.time()}
             (tmp / DONE).write_text(json.dumps({**info, "inputs": describe or {}, "files": _checksums(tmp)}, indent=1, default=str))
             try:
                 tmp.rename(final)
@@ -77,6 +102,7 @@ class StageCache:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+        self.events.append(StageEvent(stage, key, "built", seconds))  # built here, even if another process's copy was kept
         return final
 
     def entries(self) -> list[dict]:

@@ -18,6 +18,10 @@ How the work is divided, and why:
   dispatch; the claim refuses a second one anyway (another sweep finished it meanwhile).
 - **Threads.** A task's torch uses as many threads as the task's ``num_cpus``: runs never
   oversubscribe the cores Ray gives them.
+- **Time.** Each run's phase times come back in its payload (``RunResult.times``); the sweep's
+  summary (:func:`harness.running.sweep.time_summary`, printed by ``run_sweep`` for both
+  executors) adds the driver's stage builds. The gap between the sweep's wall time and its runs'
+  is Ray's: starting, importing in each worker, waiting for a free slot.
 - **A worker that dies** (killed, out of memory, a lost node) is retried by Ray up to
   ``--max-retries`` times; then the run is stored ``failed`` with the reason and the sweep goes on.
 """
@@ -117,6 +121,7 @@ def run_payload(store, result: RunResult, curve: list[tuple[int, dict[str, float
         "manifest": record.manifest,
         "run_dir": record.run_dir,
         "wall_seconds": record.wall_seconds,
+        "times": dict(result.times),  # where the worker's time went (RunResult.times)
         "curves": curve,
         "samples": store.samples(record.run_id),
     }
@@ -146,9 +151,10 @@ def store_payload(store, spec: RunSpec, payload: dict[str, Any]) -> RunResult:
     # the run took wall_seconds in its worker, not the moment the driver took to write it
     status = store.finish_run(run_id, status=payload["status"], metrics=payload["metrics"], higher_is_better=payload["higher_is_better"],
                               budget_used=payload["budget_used"], error=payload["error"], wall_seconds=payload["wall_seconds"])  # fmt: skip
+    times = payload.get("times") or {}
     if status == "finished":
-        return RunResult(spec, run_id, payload["name"], status, payload["metrics"])
-    return RunResult(spec, run_id, payload["name"], status, {}, store.get_run(run_id).error)
+        return RunResult(spec, run_id, payload["name"], status, payload["metrics"], times=times)
+    return RunResult(spec, run_id, payload["name"], status, {}, store.get_run(run_id).error, times)
 
 
 def store_failure(store, spec: RunSpec, error: str, device) -> RunResult:

@@ -62,6 +62,26 @@ def harness_code_version() -> str:
     return f"rlhf-harness {_version('rlhf-harness') or 'unknown'}"
 
 
+def allowed_cpus() -> int:
+    """How many cores this process may run on (its CPU affinity: ``taskset``, a container's
+    cpuset, a batch scheduler's allotment); the machine's count where affinity is unknown."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def limit_torch_threads() -> int:
+    """Cap torch's intra-op threads at :func:`allowed_cpus`, and return the number. Torch's own
+    default already stays within the affinity, but ``$OMP_NUM_THREADS`` above it (a cluster's
+    environment) oversubscribes the cores granted; a lower setting (``torch.set_num_threads``,
+    ``$OMP_NUM_THREADS=1``, physical cores only) is kept."""
+    threads = min(torch.get_num_threads(), allowed_cpus())
+    if threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    return threads
+
+
 def manifest(device: torch.device) -> dict:
     return {
         "git": dict(git_state()),
@@ -71,6 +91,7 @@ def manifest(device: torch.device) -> dict:
         "platform": platform.platform(),
         "host": socket.gethostname(),
         "cpu_count": os.cpu_count(),
+        "cpus_allowed": allowed_cpus(),  # of cpu_count, the ones this process may use
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),

@@ -85,7 +85,7 @@ def harness_register_reward_models(registry):
 
 def _sft_samples(sft_dir: Path, device, tokenizer, prompts: list[str], generation, seed: int) -> Rollout:
     """π_sft's samples on the train prompts, 4 each: what every reward model is normalised on."""
-    return sample_rollout(load_causal_lm(sft_dir, device), tokenizer, prompts * 4, generation, torch.Generator().manual_seed(seed))
+    return sample_rollout(load_causal_lm(sft_dir, device), tokenizer, prompts * 4, generation, torch.Generator().manual_seed(seed), fast=False)
 
 
 def normalisation_samples(prepared: PreparedBenchmark):

@@ -4,6 +4,9 @@ evaluate on held-out prompts, store everything. ``harness run``, sweeps and test
 
 A (key, seed) already finished in the store is skipped, and so is one that another live process
 is running: a re-run, ``--seeds 7 7`` or two copies of one sweep never finish it twice.
+
+Where a run's time went (:data:`PHASES`, wall seconds) is kept in its ``run.json`` under
+``time`` and in :attr:`RunResult.times`, beside the results: no metric, key or budget changes.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 import time
 import traceback
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +122,33 @@ class Workspace:
         self.close()
 
 
+#: a run's phases, each timed in wall seconds as ``<phase>_s``. ``stages``: building or loading
+#: the benchmark's stages and the proxy for this run (a sweep's first run of a benchmark builds,
+#: the others find them in memory), before the run is claimed; ``setup``: π_sft, π_ref and an
+#: offline learner's preferences; ``train``: ``algorithm.train``; ``checkpoints``: gold along
+#: training; ``eval``: evaluation; ``save``: the curve, samples and policy written. ``wall_s``
+#: runs from the claim to the store's finish, as the store's ``wall_seconds`` (the leaderboard's
+#: ``wall_s``) does, give or take the store's own writes: every phase but ``stages`` lies within
+#: both.
+PHASES = ("stages", "setup", "train", "checkpoints", "eval", "save")
+TIMES_FILE_KEY = "time"
+
+
+class PhaseTimer:
+    """Wall seconds per phase: ``with timer("train"): ...`` adds to ``seconds["train_s"]``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[f"{phase}_s"] = self.seconds.get(f"{phase}_s", 0.0) + time.perf_counter() - started
+
+
 @dataclass
 class RunResult:
     spec: RunSpec
@@ -126,10 +157,36 @@ class RunResult:
     status: str  # finished, failed, interrupted, or skipped (already finished / running elsewhere)
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    #: where the run's time went, ``{"<phase>_s": seconds, "wall_s": seconds}`` (:data:`PHASES`);
+    #: empty for a run that did not run here (skipped)
+    times: dict[str, float] = field(default_factory=dict)
 
     @property
     def seed(self) -> int:
         return self.spec.seed
+
+
+def run_times(run_dir: Path | str | None) -> dict[str, float]:
+    """The phase times a run folder's ``run.json`` records (see :data:`PHASES`); ``{}`` when
+    there are none (a run by an older harness, a folder gone)."""
+    try:
+        times = json.loads((Path(run_dir) / "run.json").read_text()).get(TIMES_FILE_KEY)
+    except (TypeError, OSError, ValueError, AttributeError):
+        return {}
+    return times if isinstance(times, dict) else {}
+
+
+def _record_times(run_dir: Path, times: dict[str, float]) -> None:
+    """Add ``times`` to the run folder's ``run.json`` (written whole, then renamed into place).
+    Best effort: a run is not failed for its timing (a full disk has already told its story)."""
+    path = run_dir / "run.json"
+    try:
+        record = json.loads(path.read_text())
+        tmp = path.with_name(f".run.json-{uuid.uuid4().hex[:8]}")
+        tmp.write_text(json.dumps({**record, TIMES_FILE_KEY: times}, indent=1))
+        tmp.replace(path)
+    except (OSError, ValueError):
+        pass
 
 
 def run_name(spec: RunSpec) -> str:
@@ -198,9 +255,11 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
     done = store.finished_run(spec)
     if done is not None:
         return RunResult(spec, done.run_id, done.name, "skipped", done.metrics, f"already finished as run {done.run_id}")
-    benchmark, algorithm, rm = spec.instantiate(host)
-    prepared = workspace.prepared(benchmark, spec)
-    proxy = workspace.proxy(rm, spec, prepared).fitted
+    timer = PhaseTimer()
+    with timer("stages"):
+        benchmark, algorithm, rm = spec.instantiate(host)
+        prepared = workspace.prepared(benchmark, spec)
+        proxy = workspace.proxy(rm, spec, prepared).fitted
 
     name, run_id = run_name(spec), uuid.uuid4().hex[:12]
     run_dir = workspace.results_dir / "runs" / f"{name}__{run_id}"
@@ -211,6 +270,7 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
         holder = claim.holder
         why = "already finished" if holder.status == "finished" else f"running in process {holder.pid} on {holder.host}"
         return RunResult(spec, holder.run_id, holder.name, "skipped", holder.metrics, f"{why} as run {holder.run_id}")
+    claimed = time.perf_counter()  # the store's wall_seconds starts at the claim
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "run.json").write_text(json.dumps({"spec": spec.to_dict(), "spec_key": spec.key,
@@ -219,7 +279,7 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
     except OSError as exc:
         error = f"cannot write the run folder {run_dir}: {exc.strerror or exc}"
         store.finish_run(run_id, status="failed", error=error)
-        return RunResult(spec, run_id, name, "failed", {}, error)
+        return RunResult(spec, run_id, name, "failed", {}, error, {**timer.seconds, "wall_s": time.perf_counter() - claimed})
     # data-parallel: only rank 0 gets here (it alone claims and writes); the other ranks start training this
     # run now (harness.running.distributed._train_only); a no-op in one process
     distributed.announce_start()
@@ -251,24 +311,31 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
         seed_everything(spec.seed)
         settings = spec.evaluation_settings()
         schedule = CheckpointSchedule(settings.checkpoint_every, budget, run_dir / "checkpoints")
-        ctx, annotation_cost = training_context(spec, workspace, algorithm, prepared, proxy, budget, run_dir=run_dir, log=log,
-                                                quiet=workspace.quiet)  # fmt: skip
+        with timer("setup"):
+            ctx, annotation_cost = training_context(spec, workspace, algorithm, prepared, proxy, budget, run_dir=run_dir, log=log,
+                                                    quiet=workspace.quiet)  # fmt: skip
         preferences, ref_model = ctx.preferences, ctx.ref_model
-        policy = algorithm.train(ctx)
-        for step, point in gold_along_training(workspace, spec, prepared, proxy, settings, schedule, policy, ref_model,
-                                               last_step=max((step for step, _ in curve), default=0)):  # fmt: skip
+        with timer("train"):
+            policy = algorithm.train(ctx)
+        with timer("checkpoints"):
+            points = gold_along_training(workspace, spec, prepared, proxy, settings, schedule, policy, ref_model,
+                                         last_step=max((step for step, _ in curve), default=0))  # fmt: skip
+        for step, point in points:
             record(step, point)
-        store.log_curve(run_id, curve)
+        with timer("save"):
+            store.log_curve(run_id, curve)
         budget_used = budget.as_dict()  # training only: evaluation's RM calls are not the optimizer's
         if preferences is not None:  # an offline learner's data: annotations, in pair-equivalents
             budget_used["annotations"] = annotation_cost
-        metrics, higher, batch = evaluate(host.evaluators.entries(), policy, Policy(ref_model, prepared.tokenizer), prepared,
-                                          proxy, spec.seed, settings, workspace.quiet)  # fmt: skip
+        with timer("eval"):
+            metrics, higher, batch = evaluate(host.evaluators.entries(), policy, Policy(ref_model, prepared.tokenizer), prepared,
+                                              proxy, spec.seed, settings, workspace.quiet)  # fmt: skip
         # Inference-time cost: best-of-n samples n responses and asks the RM n times per answer.
         budget_used["inference"] = {"samples_per_response": policy.samples_per_response,
                                     "rm_queries_per_response": policy.rm_queries_per_response}  # fmt: skip
-        store.add_samples(run_id, stored_samples(batch))
-        policy.save(run_dir / "policy.safetensors")
+        with timer("save"):
+            store.add_samples(run_id, stored_samples(batch))
+            policy.save(run_dir / "policy.safetensors")
         status = store.finish_run(run_id, status="finished", metrics=metrics, higher_is_better=higher, budget_used=budget_used)
         if status != "finished":
             metrics, error = {}, store.get_run(run_id).error
@@ -286,9 +353,11 @@ def run(spec: RunSpec, workspace: Workspace) -> RunResult:
         store.finish_run(run_id, status="failed", metrics=metrics, higher_is_better=higher, budget_used=budget.as_dict(), error=error)
         metrics = {}
     finally:
+        times = {**timer.seconds, "wall_s": time.perf_counter() - claimed}  # the store's finish is behind us: its wall time
         heartbeat.stop()
         log_file.close()
+        _record_times(run_dir, times)
         if schedule is not None:
             schedule.discard()
         host.hook.harness_run_finished(run=info, status=status, metrics=metrics, error=error)
-    return RunResult(spec, run_id, name, status, metrics, error)
+    return RunResult(spec, run_id, name, status, metrics, error, times)

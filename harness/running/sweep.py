@@ -24,8 +24,10 @@ specs directly (no command lines in between) and run by the same orchestrator as
       report: true                   # report.html: one standalone page of all of it
 
 A re-run resumes: a (spec key, seed) already finished in the store is skipped. The local
-executor runs one spec at a time in this process; ``--executor ray`` runs each as a Ray task
-(:mod:`harness.running.executors`), which is what ``resources`` is for.
+executor runs one spec at a time in this process, with torch's threads on every core the process
+may use (never more); ``--executor ray`` runs each as a Ray task
+(:mod:`harness.running.executors`), which is what ``resources`` is for. Either way the sweep ends
+with :func:`time_summary`: where its time went, per algorithm, benchmark and stage.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ import yaml
 
 from harness.config import config_from_dict
 from harness.errors import UsageError
+from harness.pipeline.cache import STAGES, StageEvent
+from harness.running.manifest import limit_torch_threads
 from harness.running.runner import RunResult, Workspace, run
 from harness.running.spec import EvaluationSettings, RunSpec, make_specs
 
@@ -274,6 +278,11 @@ def _cell(host, bench_name: str, settings: dict, r: dict, data: dict, evaluation
 @dataclass
 class SweepOutcome:
     results: list[RunResult]
+    #: what this process's stage cache built and loaded during the sweep (with Ray: the driver's
+    #: builds before dispatch; the workers' loads are in their runs' ``stages_s``)
+    stages: list[StageEvent] = field(default_factory=list)
+    #: the sweep's wall seconds, stage builds and runs together
+    seconds: float = 0.0
 
     @property
     def failed(self) -> list[RunResult]:
@@ -292,10 +301,15 @@ def run_sweep(sweep: Sweep, workspace: Workspace, *, dry_run: bool = False, out=
     run, run nothing. ``executor`` (:mod:`harness.running.executors`, e.g. Ray): it runs the
     specs once the plan is printed; ``None`` runs them here, one at a time."""
     out = out or sys.stdout
+    clock, seen = time.perf_counter(), len(workspace.cache.events)
     if executor is not None:
         for index, cell in enumerate(sweep.cells, 1):
             _print_cell(sweep, index, cell, workspace, out)
-        return SweepOutcome([]) if dry_run else executor.run(sweep, workspace, out)
+        if dry_run:
+            return SweepOutcome([])
+        return _timed(executor.run(sweep, workspace, out), workspace, seen, clock, out)
+    if not dry_run:
+        limit_torch_threads()  # one run at a time: every core this process may use, and no more
     total, results, started = len(sweep.specs), [], time.time()
     done = 0
     for index, cell in enumerate(sweep.cells, 1):
@@ -312,7 +326,88 @@ def run_sweep(sweep: Sweep, workspace: Workspace, *, dry_run: bool = False, out=
             failed = sum(r.status in ("failed", "interrupted") for r in results)
             print(f"  seed {spec.seed}: {result.status}{f' ({result.error})' if result.error else ''}  "
                   f"[{done}/{total} done, {failed} failed, ETA {eta / 60:.1f} min]", file=out, flush=True)  # fmt: skip
-    return SweepOutcome(results)
+    return SweepOutcome(results) if dry_run else _timed(SweepOutcome(results), workspace, seen, clock, out)
+
+
+def _timed(outcome: SweepOutcome, workspace: Workspace, seen: int, clock: float, out) -> SweepOutcome:
+    """``outcome`` with the sweep's stage events and wall time, its :func:`time_summary` printed."""
+    outcome.stages, outcome.seconds = workspace.cache.events[seen:], time.perf_counter() - clock
+    print(time_summary(outcome.results, outcome.stages, outcome.seconds), file=out, flush=True)
+    return outcome
+
+
+# -------------------------------------------------------------------------
+# where the time went
+# -------------------------------------------------------------------------
+
+#: the summary's run columns (see :func:`_time_row`)
+_TIME_HEADERS = ("runs", "wall s", "mean s", "train s", "ckpts s", "eval s", "other s", "stages s")
+
+
+def algorithm_labels(specs: list[RunSpec]) -> list[str]:
+    """A leaderboard row's name for each spec, benchmark and seed aside: the algorithm, what
+    tells its configs apart (``rm-ranking (kl_coef=0)``, as the leaderboard's ``config``
+    column), and the reward model (``· gold (oracle)``)."""
+    from harness.results.leaderboard import config_labels
+
+    by_algo: dict[str, list[int]] = {}
+    for i, spec in enumerate(specs):
+        by_algo.setdefault(spec.algorithm.name, []).append(i)
+    labels = [""] * len(specs)
+    for indices in by_algo.values():
+        for i, config in zip(indices, config_labels([specs[i] for i in indices])):
+            algo, rm = specs[i].algorithm.name, specs[i].reward_model
+            labels[i] = f"{algo} ({config})" if config else algo
+            labels[i] += f" · {rm.name}" + (" (oracle)" if rm.oracle else "")
+    return labels
+
+
+def time_summary(results: list[RunResult], stages: list[StageEvent], seconds: float) -> str:
+    """Where a sweep's time went, one line per row: a headline (runs, wall time, stage builds and
+    loads); per algorithm (a leaderboard row's name over benchmarks and seeds) and per benchmark,
+    the runs' wall seconds (sum, mean per run) split into train, checkpoints, eval and the rest,
+    and the seconds spent on stages before them; per stage, what was built and loaded. Runs that
+    did not run here (skipped) have no times and are only counted. Both executors print it."""
+    ran = [r for r in results if r.times]  # not a run skipped, nor one whose Ray worker died
+    skipped = sum(r.status == "skipped" for r in results)
+    failed = sum(r.status in ("failed", "interrupted") for r in results)
+    built = [e for e in stages if e.action == "built"]
+    counts = f"{len(results) - skipped} runs ({failed} failed; {skipped} skipped)"
+    stage_text = f"{len(built)} stages built in {sum(e.seconds for e in built):.1f} s, {len(stages) - len(built)} loaded"
+    lines = [f"time: {counts} in {seconds:.1f} s wall; {stage_text}"]
+    if ran:
+        sections: dict[str, dict[str, list[RunResult]]] = {"algorithm · reward model": {}, "benchmark": {}}
+        for label, result in zip(algorithm_labels([r.spec for r in ran]), ran):
+            sections["algorithm · reward model"].setdefault(label, []).append(result)
+            sections["benchmark"].setdefault(result.spec.benchmark.name, []).append(result)
+        width = max(len(label) for rows in sections.values() for label in [*rows, *sections])
+        for title, rows in sections.items():
+            lines.append(f"  {title:<{width}}" + "".join(f"{header:>9}" for header in _TIME_HEADERS))
+            lines += [f"  {label:<{width}}" + "".join(f"{cell:>9}" for cell in _time_row(runs)) for label, runs in rows.items()]
+    by_stage: dict[str, list[StageEvent]] = {}
+    for event in sorted(stages, key=lambda e: STAGES.index(e.stage) if e.stage in STAGES else len(STAGES)):
+        by_stage.setdefault(event.stage, []).append(event)
+    if by_stage:
+        lines.append(f"  {'stage':<13}{'built':>7}{'built s':>10}{'loaded':>8}{'loaded s':>10}")
+    for stage, events in by_stage.items():
+        b, ld = [e for e in events if e.action == "built"], [e for e in events if e.action == "loaded"]
+        b_s, ld_s = sum(e.seconds for e in b), sum(e.seconds for e in ld)
+        lines.append(f"  {stage:<13}{len(b):>7}{b_s:>10.1f}{len(ld):>8}{ld_s:>10.1f}")
+    return "\n".join(lines)
+
+
+def _time_row(runs: list[RunResult]) -> list[str]:
+    """:data:`_TIME_HEADERS` of some runs: how many; their wall seconds, summed and per run; of
+    it, training, checkpoints, evaluation and the rest (setup, saving, the store); and the
+    seconds they waited on stages before their claim (outside wall: the first run of a benchmark
+    builds them)."""
+
+    def total(key: str) -> float:
+        return sum(r.times.get(key, 0.0) for r in runs)
+
+    wall, train, ckpts, evals = total("wall_s"), total("train_s"), total("checkpoints_s"), total("eval_s")
+    seconds = (wall, wall / len(runs), train, ckpts, evals, wall - train - ckpts - evals, total("stages_s"))
+    return [str(len(runs))] + [f"{v:.1f}" for v in seconds]
 
 
 def write_sweep_reports(sweep: Sweep, workspace: Workspace, out_dir: Path, command: str) -> list[Path]:
