@@ -158,9 +158,15 @@ def writable_folder(path: str | Path, flag: str) -> Path:
         raise UsageError(f"{flag} {path}: is a file, not a folder")
     made = next((p for p in [*reversed(path.parents), path] if not p.exists()), None)  # the first folder to make
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".harness-write-check-"):
-            pass
+        for attempt in range(5):
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(dir=path, prefix=".harness-write-check-"):
+                    pass
+                break
+            except FileNotFoundError:  # another process's check (a data-parallel rank's) removed the folder meanwhile
+                if attempt == 4:
+                    raise
     except NotADirectoryError:  # a file on the way: the command's mistake
         raise UsageError(f"{flag} {path}: a file stands where a folder of the path should be") from None
     except OSError as exc:  # read-only, no permission, full: the environment's
@@ -290,6 +296,8 @@ def cmd_run(argv: list[str]) -> int:
                     _print_result(results[-1])
     finally:
         distributed.close()
+    if not distributed.state().is_main:  # rank 0 stores and reports the run's status; a crash here raised above
+        return 0
     return 0 if all(r.status in ("finished", "skipped") for r in results) else 1
 
 

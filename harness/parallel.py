@@ -81,3 +81,13 @@ def mean_over_ranks(metrics: dict[str, float], device: torch.device | None = Non
     values = torch.tensor([float(v) for v in metrics.values()], dtype=torch.float64, device=device)
     torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.SUM)
     return dict(zip(metrics, (values / _state.world_size).tolist()))
+
+
+def any_over_ranks(flag: bool, device: torch.device | None = None) -> bool:
+    """Whether ``flag`` holds on any rank (the same answer on every rank): a check that stops a
+    run -- NaN in one rank's batch -- stops every rank at the same point; ``flag`` in one process."""
+    if not _state.enabled:
+        return flag
+    value = torch.tensor([int(flag)], device=device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())

@@ -294,9 +294,13 @@ class Timings:
 
 
 def _check_finite(what: str, x: torch.Tensor, update: int) -> None:
-    """[faults] NaN or inf stops the run with the reason (the runner stores it as failed)."""
+    """[faults] NaN or inf stops the run with the reason (the runner stores it as failed).
+    Data-parallel: every rank stops at the same check when any rank's batch has one."""
     bad = ~torch.isfinite(x)
-    if bool(bad.any()):
+    here = bool(bad.any())
+    if parallel.any_over_ranks(here, x.device) and not here:
+        raise NonFiniteError(f"PPO update {update}: {what} is NaN or inf on another rank")
+    if here:
         rows = bad.reshape(bad.size(0), -1).any(1) if bad.dim() else bad
         raise NonFiniteError(
             f"PPO update {update}: {what} is NaN or inf"

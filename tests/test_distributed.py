@@ -134,3 +134,74 @@ def test_averaged_gradients_equal_the_whole_batch_gradient():
         for got, want in zip(grads, [p.grad for p in model.parameters()]):
             torch.testing.assert_close(got, want)
         assert mean == pytest.approx(float(x.mean()))
+
+
+NAN_ON_RANK_1 = '''
+import torch
+from harness_plugins.ppo import PPO
+
+from harness.api import hookimpl, parallel
+
+
+class NanOnRank1(PPO):
+    """PPO whose second update gets a NaN score on rank 1 only."""
+
+    name = "nan-on-rank-1"
+    updates = 0
+
+    def episode_scores(self, ctx, rollout, raw_scores):
+        self.updates += 1
+        if parallel.state().rank == 1 and self.updates == 2:
+            return raw_scores * float("nan")
+        return raw_scores
+
+
+@hookimpl
+def harness_register_algorithms(registry):
+    registry.add(NanOnRank1)
+'''
+
+
+def test_nan_on_one_rank_stops_every_rank_and_stores_the_run_failed_with_the_reason(tmp_path, tiny_proxy, cache_dir, capsys):
+    plugin = tmp_path / "nan_plugin.py"
+    plugin.write_text(NAN_ON_RANK_1)
+    argv = ["run", "--algo", "nan-on-rank-1", "--plugin", str(plugin), "--seeds", "0", "--budget", "256", "--quiet", *TINY_FLAGS,
+            "--num-processes", "2", "--store", str(tmp_path / "s.sqlite"), "--results-dir", str(tmp_path / "r")]  # fmt: skip
+    assert main(argv) == 1
+    with Store(tmp_path / "s.sqlite") as store:
+        (run,) = store.list_runs()
+    # failed (not interrupted: no rank was killed mid-write), with the check that stopped it
+    assert run.status == "failed", (run.status, run.error)
+    assert "NonFiniteError" in run.error and "NaN or inf on another rank" in run.error and "update 2" in run.error
+
+
+def test_a_torchrun_launch_is_the_same_run_as_num_processes(tmp_path, tiny_proxy, cache_dir):
+    """``torchrun --nproc-per-node 2 -m harness.cli run …`` (the launcher's own environment) trains
+    exactly what ``--num-processes 2`` trains: same seeds, same collectives, same numbers."""
+    import os
+    import subprocess
+    import sys
+
+    ours, theirs = tmp_path / "ours.sqlite", tmp_path / "torchrun.sqlite"
+    assert main([*RUN, "--num-processes", "2", "--store", str(ours), "--results-dir", str(tmp_path / "r1")]) == 0
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(distributed._free_port()),
+               "-m", "harness.cli", *RUN, "--store", str(theirs), "--results-dir", str(tmp_path / "r2")]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run1, metrics1, curve1 = _only_run(ours)
+    run2, metrics2, curve2 = _only_run(theirs)
+    assert run2.status == "finished" and run2.manifest["num_processes"] == 2
+    assert run2.budget_used == run1.budget_used
+    assert metrics2 == metrics1
+    assert curve2.drop(columns=[c for c in curve2 if c.startswith("time/")]).equals(
+        curve1.drop(columns=[c for c in curve1 if c.startswith("time/")]))
+
+
+def test_bf16_trains_data_parallel_too(tmp_path, tiny_proxy, cache_dir):
+    store = tmp_path / "s.sqlite"
+    assert main([*RUN, "--precision", "bf16", "--num-processes", "2", "--store", str(store), "--results-dir", str(tmp_path / "r")]) == 0
+    run, metrics, _ = _only_run(store)
+    assert run.status == "finished" and run.budget_used["episodes_used"] == 256
+    assert run.spec.algorithm.config["precision"] == "bf16"
+    assert all(math.isfinite(metrics[key]) for key in TOLERANCE)

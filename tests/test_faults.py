@@ -293,3 +293,23 @@ def test_a_real_full_disk_fails_the_run_in_one_line_and_keeps_the_store_consiste
 
     with sqlite3.connect(store) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_the_write_check_survives_another_process_removing_the_folder_it_just_made(tmp_path, monkeypatch):
+    """Two processes started at once (the ranks of a data-parallel run) check one fresh folder:
+    one's clean-up may remove the folder between the other's mkdir and its probe file."""
+    import tempfile
+
+    from harness.cli import writable_folder
+
+    real, calls = tempfile.NamedTemporaryFile, []
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # the other process's rmdir lands here, once
+            (tmp_path / "fresh").rmdir()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", racing)
+    assert writable_folder(tmp_path / "fresh", "--results-dir") == tmp_path / "fresh"
+    assert len(calls) == 2 and not (tmp_path / "fresh").exists()  # checked again, and nothing left behind

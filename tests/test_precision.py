@@ -27,6 +27,7 @@ class MatmulDtypes(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.seen: set[torch.dtype] = set()
+        self.calls: list[tuple[str, torch.dtype, set[int]]] = []  # (op, dtype, every operand dimension)
         self.upcast_copies = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -34,6 +35,7 @@ class MatmulDtypes(TorchDispatchMode):
         name = func.overloadpacket.__name__
         if name in MATMULS:
             self.seen.add(out.dtype)
+            self.calls.append((name, out.dtype, {n for a in args if isinstance(a, torch.Tensor) for n in a.shape}))
         if name == "copy_" and args[0].dtype == torch.float32 and args[1].dtype == torch.bfloat16:
             self.upcast_copies += 1
         return out
@@ -47,7 +49,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def test_bf16_computes_matmuls_in_bf16_and_every_probability_ratio_and_loss_in_fp32(monkeypatch):
+def test_bf16_computes_the_blocks_in_bf16_the_heads_and_every_probability_ratio_and_loss_in_fp32(monkeypatch):
     seen_by_loss = []
     original = ppo.policy_loss
 
@@ -58,14 +60,17 @@ def test_bf16_computes_matmuls_in_bf16_and_every_probability_ratio_and_loss_in_f
         return loss, stats
 
     monkeypatch.setattr(ppo, "policy_loss", recording)
-    for precision, expected in [("bf16", {torch.bfloat16}), ("fp32", {torch.float32})]:
+    for precision, blocks in [("bf16", torch.bfloat16), ("fp32", torch.float32)]:
         seen_by_loss.clear()
         ctx = synthetic_context(budget=32)
+        vocab = ctx.model.config.vocab_size  # the LM head's matmuls, forward and backward, have this dimension
         with MatmulDtypes() as matmuls:
             policy = PPO(PPOConfig(**SMALL, precision=precision)).train(ctx)
-        # every matmul -- sampling, π_ref, the RM, the critic, the LM head, each block's forward and
-        # backward -- in bf16 (no forward left outside autocast); with fp32, none is
-        assert matmuls.seen == expected
+        # every block's matmul -- sampling, π_ref, the RM, the critic, forward and backward -- in bf16 (no
+        # forward left outside autocast); the LM head in fp32, forward and backward
+        assert {dtype for op, dtype, _ in matmuls.calls if op in ("bmm", "baddbmm")} == {blocks}
+        head_calls = [dtype for op, dtype, dims in matmuls.calls if op == "mm" and vocab in dims]
+        assert head_calls and set(head_calls) == {torch.float32}
         assert seen_by_loss and all(dtypes == {torch.float32} for dtypes in seen_by_loss)
         assert all(p.dtype == torch.float32 for p in policy.model.parameters())  # fp32 master weights
 
@@ -86,6 +91,23 @@ def test_a_bf16_run_is_deterministic_and_differs_from_fp32_only_by_rounding():
     assert logs_a[0]["objective/scores"] == pytest.approx(logs_fp32[0]["objective/scores"], abs=0.5)
 
 
+def test_the_lm_and_value_heads_compute_fp32_from_the_fp32_hidden_state_under_bf16_too():
+    from harness_plugins.ppo import make_critic
+
+    from harness.lm import critic_values, lm_logits
+
+    ctx = synthetic_context()
+    critic = make_critic(ctx, "policy", seed=0)
+    torch.nn.init.normal_(critic.score.weight)  # a value head that is not zero
+    hidden = torch.randn(4, 8, ctx.model.config.n_embd)
+    with torch.no_grad():
+        exact = lm_logits(ctx.model, hidden, 0.7), critic_values(critic, hidden)
+        with autocast("cpu", "bf16"):
+            mixed = lm_logits(ctx.model, hidden, 0.7), critic_values(critic, hidden)
+    for m, e in zip(mixed, exact):
+        assert m.dtype == torch.float32 and torch.equal(m, e)
+
+
 def test_bf16_log_probs_are_fp32_and_close_to_the_fp32_ones():
     ctx = synthetic_context()
     rollout = sample_batch(ctx.model, ctx.tokenizer, ctx.train_prompts[:16], ctx.generation, torch.Generator().manual_seed(0))
@@ -103,7 +125,8 @@ def test_the_bf16_sampler_keeps_its_kv_cache_in_bf16_and_samples_the_same_shapes
     with autocast("cpu", "bf16"), MatmulDtypes() as matmuls:
         rollout = sample_batch(ctx.model, ctx.tokenizer, ctx.train_prompts[:8], ctx.generation, torch.Generator().manual_seed(0),
                                stop_at_eos=False)  # fmt: skip
-    assert matmuls.seen == {torch.bfloat16} and matmuls.upcast_copies == 0  # keys and values cached as computed
+    assert {dtype for op, dtype, _ in matmuls.calls if op != "mm"} == {torch.bfloat16}  # the blocks; the LM head is fp32
+    assert matmuls.upcast_copies == 0  # keys and values cached as computed
     assert rollout.response_ids.shape == (8, ctx.generation.max_new_tokens)
 
 

@@ -190,6 +190,10 @@ def test_summary_labels_rows_as_the_leaderboard_and_counts_what_did_not_run():
                           "sft · pairwise"]  # fmt: skip
     assert rows["ppo (kl_coef=0) · pairwise"] == ["2", "20.0", "10.0", "12.0", "2.0", "4.0", "2.0", "2.0"]
     assert summary_rows(text, "stage")["sft"] == ["1", "12.0", "1", "0.0"]
+    # runs stored before (skipped) still tell the rows apart: only the new config ran, its label says which
+    again = [result(s, status="skipped", algo_config={"kl_coef": 0.05}) for s in (0, 1)]
+    again += [result(s, algo_config={"kl_coef": 0.0}) for s in (0, 1)]
+    assert list(summary_rows(time_summary(again, [], 5.0), "algorithm · reward model")) == ["ppo (kl_coef=0) · pairwise"]
 
 
 def test_the_executor_path_prints_the_summary_and_a_payload_carries_the_times(cold, tmp_path):

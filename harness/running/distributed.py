@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from harness import parallel
-from harness.errors import FaultError, UsageError
+from harness.errors import FaultError, NonFiniteError, UsageError
 from harness.parallel import DataParallel
 
 WORLD_ENV = "WORLD_SIZE"
@@ -171,6 +171,10 @@ def run(spec, workspace):
     if not _started:  # skipped (finished already, running elsewhere) or failed before training
         _broadcast_object(False)
     elif result.status != "finished":
+        if (result.error or "").startswith(NonFiniteError.__name__):
+            # every rank stopped at the same check (harness.parallel.any_over_ranks): they wait here
+            # until the failure and its reason are stored, then all exit (none is killed mid-write)
+            torch.distributed.barrier()
         raise FaultError(f"data-parallel run {result.run_id} {result.status}: {result.error}")
     return result
 
@@ -190,5 +194,9 @@ def _train_only(spec, workspace):
     seed_everything(spec.seed)
     ctx, _ = training_context(spec, workspace, algorithm, prepared, proxy, budget, log=lambda step, metrics: None, quiet=True,
                               run_dir=Path(workspace.results_dir) / "runs" / f".rank{state().rank}")  # never written
-    algorithm.train(ctx)
+    try:
+        algorithm.train(ctx)
+    except NonFiniteError as exc:  # NaN or inf on some rank: all ranks stopped together, rank 0 stores why
+        torch.distributed.barrier()
+        return RunResult(spec, None, "", "failed", {}, f"{type(exc).__name__}: {exc}")
     return RunResult(spec, None, "", "finished")

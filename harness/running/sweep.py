@@ -377,7 +377,10 @@ def time_summary(results: list[RunResult], stages: list[StageEvent], seconds: fl
     lines = [f"time: {counts} in {seconds:.1f} s wall; {stage_text}"]
     if ran:
         sections: dict[str, dict[str, list[RunResult]]] = {"algorithm · reward model": {}, "benchmark": {}}
-        for label, result in zip(algorithm_labels([r.spec for r in ran]), ran):
+        # labelled among every run of the sweep, skipped ones too: a bf16 row re-run beside stored fp32
+        # runs still reads "ppo (precision=bf16)"
+        labels = dict(zip(map(id, results), algorithm_labels([r.spec for r in results])))
+        for label, result in ((labels[id(r)], r) for r in ran):
             sections["algorithm · reward model"].setdefault(label, []).append(result)
             sections["benchmark"].setdefault(result.spec.benchmark.name, []).append(result)
         width = max(len(label) for rows in sections.values() for label in [*rows, *sections])
