@@ -32,7 +32,7 @@ from typing import Optional
 import torch
 from harness_plugins.ppo import PromptSampler, anneal_lr, updates_in_budget
 
-from harness.api import Policy, PolicyOptimizer, TrainContext, help_field, hookimpl
+from harness.api import Policy, PolicyOptimizer, TrainContext, UsageError, help_field, hookimpl, parallel
 from harness.lm import best_of_groups, policy_logits, token_log_probs
 
 
@@ -91,6 +91,15 @@ class RRHF(PolicyOptimizer):
     name = "rrhf"
     description = "RRHF: a ranking loss on the RM's order of K responses per prompt + SFT on the best + exact KL to π_sft"
     Config = RRHFConfig
+    #: ``harness run --num-processes N``: each rank samples and trains on batch_size / (N·K) of each update's
+    #: prompt groups; gradients and logged scalars are averaged over ranks (harness.parallel)
+    data_parallel = True
+
+    def check_data_parallel(self, n: int) -> None:
+        groups = self.config.batch_size // self.config.k
+        if groups % n:
+            raise UsageError(f"--num-processes {n}: the {groups} prompt groups of a batch (--batch-size "
+                             f"{self.config.batch_size} / --k {self.config.k}) must split evenly over the processes")  # fmt: skip
 
     def episodes_per_update(self) -> int:
         return self.config.batch_size
@@ -99,15 +108,26 @@ class RRHF(PolicyOptimizer):
         c = self.config
         torch.manual_seed(ctx.seed)
         policy, ref, temperature = ctx.model, ctx.ref_model, ctx.generation.temperature
+        dp = parallel.state()  # one process: rank 0 of 1, and every parallel.* call below is a no-op
+        prompt_generator = ctx.generator
+        if dp.enabled:
+            self.check_data_parallel(dp.world_size)
+            ctx.generator = torch.Generator().manual_seed(ctx.seed + dp.rank)  # each rank samples its own stream
+            prompt_generator = torch.Generator().manual_seed(ctx.seed)  # the same global groups on every rank
+        parallel.broadcast_parameters(policy)
         n_updates = updates_in_budget(ctx.budget, c.batch_size)
         optimizer = torch.optim.AdamW(policy.parameters(), lr=c.lr, eps=c.adam_eps, weight_decay=c.weight_decay)
-        sampler = PromptSampler(ctx.train_prompts, ctx.generator)
+        sampler = PromptSampler(ctx.train_prompts, prompt_generator)
         with ctx.progress(n_updates, f"{self.name} updates") as progress:
             for update in range(1, n_updates + 1):
                 lr = anneal_lr(optimizer, c.lr, c.lr_decay, update, n_updates)
-                rollout = ctx.sample(sampler.next(c.batch_size // c.k), k=c.k)  # group g: rows g·k … g·k + k − 1
+                groups = parallel.shard(sampler.next(c.batch_size // c.k))  # data-parallel: this rank's groups
+                rollout = ctx.sample(groups, k=c.k)  # group g: rows g·k … g·k + k − 1
                 mask, lengths = rollout.response_mask, rollout.lengths.clamp_min(1)
                 scores = ctx.score(rollout).view(-1, c.k)
+                if dp.enabled:  # the budget counts the global batch: the other ranks' episodes and RM queries too
+                    ctx.budget.spend(c.batch_size - len(rollout))
+                    ctx.budget.count_rm_queries(c.batch_size - len(rollout))
                 best = best_of_groups(scores)
                 with torch.no_grad():
                     ref_logits = policy_logits(ref, rollout, temperature)
@@ -121,10 +141,11 @@ class RRHF(PolicyOptimizer):
                     loss = ranking + c.sft_coef * sft + kl_term
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
+                    parallel.average_gradients(optimizer)  # data-parallel: each gradient's mean over ranks
                     if c.max_grad_norm is not None:
                         torch.nn.utils.clip_grad_norm_(policy.parameters(), c.max_grad_norm)
                     optimizer.step()
-                ctx.log(update, {
+                ctx.log(update, parallel.mean_over_ranks({
                     "objective/scores": scores.mean().item(),
                     "objective/kl": kl.item(),  # exact, nats per response, before the last step
                     "loss/total": loss.item(),
@@ -134,7 +155,7 @@ class RRHF(PolicyOptimizer):
                     "val/eos_rate": rollout.ended.float().mean().item(),
                     "optim/lr": lr,
                     "budget/episodes_used": ctx.budget.episodes_used,
-                })  # fmt: skip
+                }, ctx.device))  # fmt: skip
                 progress.update(1)
         return Policy(policy, ctx.tokenizer)
 

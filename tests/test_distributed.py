@@ -69,13 +69,14 @@ def test_two_processes_spend_the_same_budget_and_land_close(tmp_path, tiny_proxy
         assert math.isfinite(metrics2[key]) and gaps[key] <= tol, (key, metrics1[key], metrics2[key], tol)
 
 
-@pytest.mark.parametrize("algo", ["dpo", "rrhf", "best-of-n", "sft"])
+@pytest.mark.parametrize("algo", ["dpo", "best-of-n", "sft"])
 def test_refuses_an_algorithm_that_is_not_data_parallel(algo, tmp_path, capsys):
     code = main(["run", "--algo", algo, "--num-processes", "2", "--store", str(tmp_path / "s.sqlite"),
                  "--results-dir", str(tmp_path / "r")])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
-    assert algo in err and "these do: ppo, ppo-nokl, rm-ranking" in err
+    assert algo in err and "these do: " in err
+    assert set(err.split("these do: ")[1].split(", ")) == {"ppo", "ppo-nokl", "rm-ranking", "rrhf"}
     assert not (tmp_path / "s.sqlite").exists()  # refused before anything was written
 
 
@@ -205,3 +206,25 @@ def test_bf16_trains_data_parallel_too(tmp_path, tiny_proxy, cache_dir):
     assert run.status == "finished" and run.budget_used["episodes_used"] == 256
     assert run.spec.algorithm.config["precision"] == "bf16"
     assert all(math.isfinite(metrics[key]) for key in TOLERANCE)
+
+
+def test_rrhf_trains_data_parallel_with_the_global_budget(tmp_path, tiny_proxy, cache_dir):
+    rrhf = ["run", "--algo", "rrhf", "--seeds", "0", "--budget", "256", "--quiet", *TINY_FLAGS]
+    one, two = tmp_path / "one.sqlite", tmp_path / "two.sqlite"
+    assert main([*rrhf, "--store", str(one), "--results-dir", str(tmp_path / "r1")]) == 0
+    assert main([*rrhf, "--num-processes", "2", "--store", str(two), "--results-dir", str(tmp_path / "r2")]) == 0
+    run1, metrics1, curve1 = _only_run(one)
+    run2, metrics2, curve2 = _only_run(two)
+    assert run2.status == "finished" and run2.manifest["num_processes"] == 2
+    assert run2.budget_used["episodes_used"] == run1.budget_used["episodes_used"] == 256
+    assert run2.budget_used["rm_queries"] == run1.budget_used["rm_queries"] == 256  # both ranks' RM calls
+    for key in ("budget/episodes_used", "optim/lr"):
+        assert list(curve2[key].dropna()) == list(curve1[key].dropna()), key
+    assert all(math.isfinite(metrics2[key]) for key in TOLERANCE)
+    assert abs(metrics2["eval/gold"] - metrics1["eval/gold"]) <= TOLERANCE["eval/gold"]
+
+
+def test_rrhf_refuses_groups_that_do_not_split_over_the_processes(tmp_path, capsys):
+    code = main(["run", "--algo", "rrhf", "--batch-size", "12", "--k", "4", "--num-processes", "2",
+                 "--store", str(tmp_path / "s.sqlite"), "--results-dir", str(tmp_path / "r")])  # fmt: skip
+    assert code == 2 and "the 3 prompt groups of a batch" in capsys.readouterr().err
