@@ -379,8 +379,9 @@ class PPO(PolicyOptimizer):
         else:
             kl_ctl = FixedKLController(c.kl_coef)  # β = 0 (--no-kl): the KL-ablated PPO
         temperature = ctx.generation.temperature
-        # --precision bf16: every forward below runs under autocast (bf16 matmuls); what leaves it is cast to
-        # fp32 (lm_logits, critic_values, the RM's scores), so log-probs, KL, GAE, ratios and losses are fp32
+        # --precision bf16: every forward below runs under autocast (bf16 matmuls) but the LM and value heads,
+        # which lm_logits and critic_values run in fp32; the RM's scores are cast to fp32, so log-probs, KL,
+        # GAE, ratios and losses are fp32
         mixed = autocast(ctx.device, c.precision)
         prompts = PromptSampler(ctx.train_prompts, prompt_generator if dp.enabled else generator)
         started = time.perf_counter()

@@ -2,15 +2,15 @@
 
 ``--precision bf16`` (PPO's runs and ``harness bench ppo``) wraps the forward passes in
 :func:`torch.autocast`: matmuls, attention and the layers between them run in bfloat16 while the
-master weights, AdamW's state and the gradients stay float32. What leaves a forward is cast back
-to float32 before anything is derived from it (:func:`harness.lm.lm_logits` and
-:func:`harness.lm.critic_values` do ``.float()``), so log-softmax, log-probs, KL, ratios, GAE,
-advantages and losses are float32, as mixed-precision RLHF does it. Backward passes run outside
+master weights, AdamW's state and the gradients stay float32. The LM and value heads run in
+float32 on the float32 hidden state, outside autocast (:func:`harness.lm.lm_logits`,
+:func:`harness.lm.critic_values`), and scores are cast to float32, so log-softmax, log-probs, KL,
+ratios, GAE, advantages and losses are float32, as mixed-precision RLHF does it. Backward passes run outside
 autocast (PyTorch's recommendation: autograd replays each op in the dtype its forward used).
 
 bf16 keeps float32's exponent range (no loss scaling is needed, unlike fp16) but only 8 bits of
-mantissa: log-probs carry errors of ~1e-2 nats, the same in the rollout's and the update's
-forward, so ratios start at 1 either way.
+mantissa: the hidden states carry its rounding, so log-probs differ from fp32's by a few
+hundredths of a nat -- the same in the rollout's and the update's forward, so ratios start at 1.
 """
 
 from __future__ import annotations
