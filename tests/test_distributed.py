@@ -228,3 +228,44 @@ def test_rrhf_refuses_groups_that_do_not_split_over_the_processes(tmp_path, caps
     code = main(["run", "--algo", "rrhf", "--batch-size", "12", "--k", "4", "--num-processes", "2",
                  "--store", str(tmp_path / "s.sqlite"), "--results-dir", str(tmp_path / "r")])  # fmt: skip
     assert code == 2 and "the 3 prompt groups of a batch" in capsys.readouterr().err
+
+
+RRHF_NAN_ON_RANK_1 = '''
+from harness_plugins.rrhf import RRHF
+
+from harness.api import hookimpl, parallel
+
+
+class RRHFNanOnRank1(RRHF):
+    """RRHF whose second batch of scores is NaN on rank 1 only: no check inside RRHF sees it, the
+    averaged logged scalars do."""
+
+    name = "rrhf-nan-on-rank-1"
+
+    def train(self, ctx):
+        score, calls = ctx.score, []
+
+        def poisoned(rollout):
+            calls.append(1)
+            scores = score(rollout)
+            return scores * float("nan") if parallel.state().rank == 1 and len(calls) == 2 else scores
+
+        ctx.score = poisoned
+        return super().train(ctx)
+
+
+@hookimpl
+def harness_register_algorithms(registry):
+    registry.add(RRHFNanOnRank1)
+'''
+
+
+def test_a_nan_in_the_logged_scalars_stops_every_rank_at_the_same_step(tmp_path, tiny_proxy, cache_dir):
+    plugin = tmp_path / "rrhf_nan_plugin.py"
+    plugin.write_text(RRHF_NAN_ON_RANK_1)
+    argv = ["run", "--algo", "rrhf-nan-on-rank-1", "--plugin", str(plugin), "--seeds", "0", "--budget", "256", "--quiet",
+            *TINY_FLAGS, "--num-processes", "2", "--store", str(tmp_path / "s.sqlite"), "--results-dir", str(tmp_path / "r")]  # fmt: skip
+    assert main(argv) == 1
+    with Store(tmp_path / "s.sqlite") as store:
+        (run,) = store.list_runs()
+    assert run.status == "failed" and "NonFiniteError" in run.error and "at step 2" in run.error, (run.status, run.error)

@@ -183,7 +183,7 @@ def _train_only(spec, workspace):
     """A rank other than 0: the training context exactly as the runner builds it, then ``train``.
     Nothing is stored and no file is written."""
     from harness.api import Budget
-    from harness.running.runner import RunResult, seed_everything, training_context
+    from harness.running.runner import RunResult, _check_finite, seed_everything, training_context
 
     if not _broadcast_object(None):
         return RunResult(spec, None, "", "skipped")
@@ -192,7 +192,9 @@ def _train_only(spec, workspace):
     proxy = workspace.proxy(rm, spec, prepared).fitted
     budget = Budget(spec.budget)
     seed_everything(spec.seed)
-    ctx, _ = training_context(spec, workspace, algorithm, prepared, proxy, budget, log=lambda step, metrics: None, quiet=True,
+    # the logged scalars are the mean over ranks, the same on every rank: each rank checks them as rank 0's
+    # runner does, so a NaN there stops every rank at the same step
+    ctx, _ = training_context(spec, workspace, algorithm, prepared, proxy, budget, log=_check_finite, quiet=True,
                               run_dir=Path(workspace.results_dir) / "runs" / f".rank{state().rank}")  # never written
     try:
         algorithm.train(ctx)
