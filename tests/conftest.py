@@ -124,3 +124,13 @@ def proxy_gain(model, ref_model, prepared, proxy, n: int = 512, seed: int = 99) 
     gap = (after.mean() - before.mean()).item()
     stderr = math.sqrt(after.var() / n + before.var() / n)
     return gap, stderr, f"proxy {before.mean():.3f} → {after.mean():.3f} (SE of the gap {stderr:.3f})"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: one thread is fastest, and immune to a busy second core (a module asks for it
+    with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -25,13 +25,7 @@ TOKENIZER = build_tokenizer()
 SETTINGS = GenerationSettings(max_new_tokens=3, temperature=0.7)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is fastest, and immune to a busy second core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def peaked_gpt2(**extra) -> GPT2LMHeadModel:

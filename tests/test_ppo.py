@@ -84,13 +84,7 @@ def synthetic_context(*, budget: int = 64, seed: int = 0, reward=None, temperatu
 SMALL = dict(batch_size=16, num_mini_batches=2, num_ppo_epochs=2, lr=1e-3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: one thread is fastest, and immune to a busy second core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # ---------------------------------------------------------------------------------------------

@@ -41,12 +41,7 @@ class MatmulDtypes(TorchDispatchMode):
         return out
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_bf16_computes_the_blocks_in_bf16_the_heads_and_every_probability_ratio_and_loss_in_fp32(monkeypatch):
