@@ -387,6 +387,18 @@ class PolicyOptimizer(Plugin):
     """An RLHF algorithm. One run: ``train(ctx)`` on the train prompts within ``ctx.budget``
     episodes, returning the final policy."""
 
+    #: Whether :meth:`train` runs on every rank of ``harness run --num-processes N`` (or a
+    #: ``torchrun`` / ``accelerate launch``): each rank calls ``train`` with the same context; the
+    #: optimizer shards its batches and averages gradients and logged scalars through
+    #: :mod:`harness.api.parallel <harness.parallel>` (or through a library that does, as TRL's
+    #: trainers do), and counts the budget globally. Rank 0 evaluates and stores; an optimizer left
+    #: ``False`` is refused under ``--num-processes`` before anything runs.
+    data_parallel: bool = False
+
+    def check_data_parallel(self, n: int) -> None:
+        """Raise :class:`UsageError` if this config cannot train on ``n`` processes (a batch that
+        does not split evenly). The CLI calls it for every spec before anything runs."""
+
     @classmethod
     def row_name(cls, config: Any) -> str:
         """The name runs with ``config`` are stored and tabled under: :attr:`name` unless a

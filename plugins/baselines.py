@@ -15,6 +15,7 @@ from harness.lm import best_of_groups
 class SFT(PolicyOptimizer):
     name = "sft"
     description = "π_sft itself, no optimization (every other row is measured against it)"
+    data_parallel = True  # --num-processes: nothing to train on any rank; rank 0 evaluates as in one process
 
     def train(self, ctx: TrainContext) -> Policy:
         return Policy(ctx.model, ctx.tokenizer)
@@ -55,6 +56,7 @@ class BestOfN(PolicyOptimizer):
     name = "best-of-n"
     description = "rejection sampling: n samples from π_sft, the proxy RM keeps the best (no training)"
     Config = BestOfNConfig
+    data_parallel = True  # --num-processes: nothing to train on any rank; rank 0 evaluates as in one process
 
     def train(self, ctx: TrainContext) -> Policy:
         # No training: the n-fold sampling cost is paid at inference and recorded as such.

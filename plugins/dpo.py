@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.api import Policy, PolicyOptimizer, PreferenceData, PreferenceRequest, TrainContext, UsageError, help_field, hookimpl
+from harness.api import Policy, PolicyOptimizer, PreferenceData, PreferenceRequest, TrainContext, UsageError, help_field, hookimpl, parallel
 
 
 @dataclass
@@ -93,6 +93,14 @@ class DPO(PolicyOptimizer):
     name = "dpo"
     description = "DPO (TRL's DPOTrainer), offline on the benchmark's annotated pairs; no sampling, no reward model"
     Config = DPOConfig
+    #: ``--num-processes N``: TRL's Trainer wraps the policy in DDP on the harness's process group; each rank
+    #: takes batch_size / N pairs of every batch (accelerate shards one shuffled order), gradients are
+    #: averaged: the steps of one process, to float rounding
+    data_parallel = True
+
+    def check_data_parallel(self, n: int) -> None:
+        if self.config.batch_size % n:
+            raise UsageError(f"--num-processes {n}: --batch-size {self.config.batch_size} must split evenly over the processes")
 
     def preference_request(self, annotation_budget: int, default_k: int) -> PreferenceRequest:
         """Pairs, as many as the annotation budget buys (the ``pairwise`` reward model's data)."""
@@ -115,7 +123,7 @@ class DPO(PolicyOptimizer):
             learning_rate=c.lr,
             lr_scheduler_type="linear",
             max_grad_norm=c.max_grad_norm,
-            per_device_train_batch_size=c.batch_size,
+            per_device_train_batch_size=c.batch_size // parallel.state().world_size,
             gradient_accumulation_steps=1,
             num_train_epochs=c.num_epochs,
             beta=c.beta,

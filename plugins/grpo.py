@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from harness_plugins.trl_support import check_online_config
+from harness_plugins.trl_support import check_online_config, check_online_data_parallel
 
 from harness.api import Policy, PolicyOptimizer, TrainContext, help_field, hookimpl
 
@@ -63,6 +63,12 @@ class GRPO(PolicyOptimizer):
     name = "grpo"
     description = "GRPO (TRL's GRPOTrainer): group-mean baselines over num_generations samples per prompt, KL to π_sft in the loss"
     Config = GRPOConfig
+    #: ``--num-processes N``: each rank samples and trains on 1/N of every round (TRL's DDP and sharded sampler);
+    #: TRL gathers the scores before the group baselines; the budget counts every rank's completions
+    data_parallel = True
+
+    def check_data_parallel(self, n: int) -> None:
+        check_online_data_parallel(self.config, n)
 
     def episodes_per_update(self) -> int:
         return self.config.batch_size

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness_plugins.trl_support import check_online_config
+from harness_plugins.trl_support import check_online_config, check_online_data_parallel
 
 from harness.api import Policy, PolicyOptimizer, TrainContext, help_field, hookimpl
 
@@ -56,6 +56,12 @@ class RLOO(PolicyOptimizer):
     name = "rloo"
     description = "RLOO (TRL's RLOOTrainer): REINFORCE with leave-one-out baselines over num_generations samples, KL to π_sft in the reward"
     Config = RLOOConfig
+    #: ``--num-processes N``: each rank samples and trains on 1/N of every round (TRL's DDP and sharded sampler);
+    #: TRL gathers the scores before the group baselines; the budget counts every rank's completions
+    data_parallel = True
+
+    def check_data_parallel(self, n: int) -> None:
+        check_online_data_parallel(self.config, n)
 
     def episodes_per_update(self) -> int:
         return self.config.batch_size

@@ -20,6 +20,10 @@ What TRL needs from us, and why (each measured on the embedded GPT-2s):
   run folder, the run's seed) and :func:`restore_after_trl` (TRL patches ``model.forward`` with a
   fused LM head and writes the pad id into the model's config; both are undone, the model is put
   back in eval mode).
+- **Data-parallel runs** (``harness run --num-processes N``): TRL's ``Accelerator`` joins the
+  process group the harness set up (DDP, a data loader sharded per rank, metrics gathered over
+  ranks before they are logged, so every rank logs the same numbers); the plugins divide their
+  per-device batch by N, and :class:`ProxyReward` charges the budget for every rank's completions.
 - **Curves in the harness** (:class:`HarnessLog`): every TRL log becomes ``ctx.log(step, ...)``
   with namespaced keys, so a NaN loss stops the run like any other optimizer's.
 """
@@ -38,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback, TrainingArguments
 
-from harness.api import Policy, Rollout, TrainContext, UsageError
+from harness.api import Policy, Rollout, TrainContext, UsageError, parallel
 from harness.lm import encode_prompts, tokenizer_for_trainers
 
 if TYPE_CHECKING:
@@ -81,6 +85,7 @@ def trainer_arguments(ctx: TrainContext, **settings: Any) -> dict[str, Any]:
         "dataloader_num_workers": 0,
         "dataloader_pin_memory": False,
         "eval_strategy": "no",
+        "ddp_find_unused_parameters": False,  # data-parallel (--num-processes): every parameter gets a gradient
         **settings,
     }
 
@@ -121,9 +126,12 @@ class ProxyReward:
     def __call__(self, prompts: list[str], completions: list[str], completion_ids: list[list[int]] | None = None, **kwargs) -> list[float]:
         if completion_ids is None:
             raise RuntimeError("TRL passed no completion_ids: the proxy reward needs the sampled tokens")
-        self.ctx.budget.spend(len(completions))  # every sampled completion is an episode
+        others = len(completions) * (parallel.state().world_size - 1)  # data-parallel: the other ranks' equal shares
+        self.ctx.budget.spend(len(completions) + others)  # every sampled completion is an episode
         self.calls += 1
-        return self.ctx.score(self.rollout(prompts, completion_ids)).tolist()
+        scores = self.ctx.score(self.rollout(prompts, completion_ids)).tolist()
+        self.ctx.budget.count_rm_queries(others)
+        return scores
 
 
 class HarnessLog(TrainerCallback):
@@ -304,7 +312,7 @@ def online_arguments(ctx: TrainContext, c, rounds: int) -> dict:
         learning_rate=c.lr,
         lr_scheduler_type="linear",
         max_grad_norm=c.max_grad_norm,
-        per_device_train_batch_size=c.batch_size // c.num_mini_batches,
+        per_device_train_batch_size=c.batch_size // c.num_mini_batches // parallel.state().world_size,
         gradient_accumulation_steps=1,
         steps_per_generation=c.num_mini_batches,  # one round = batch_size completions, split into mini-batches
         num_generations=c.num_generations,
@@ -340,6 +348,13 @@ def check_online_config(c) -> None:
         raise ValueError("--lr, --epsilon and --max-grad-norm must be > 0")
     if c.beta < 0:
         raise ValueError(f"--beta must be >= 0, got {c.beta}")
+
+def check_online_data_parallel(c, n: int) -> None:
+    """``--num-processes n``: each of a round's mini-batches splits evenly over the processes (TRL
+    gives every rank ``batch_size / num_mini_batches / n`` completions per step)."""
+    if c.batch_size % (c.num_mini_batches * n):
+        raise UsageError(f"--num-processes {n}: --batch-size {c.batch_size} must be a multiple of {n} × --num-mini-batches ({c.num_mini_batches})")
+
 
 def train_online(ctx: TrainContext, c, name: str, trainer_class, config_class, **extra) -> Policy:
     """Train with TRL's GRPO or RLOO trainer within ``ctx.budget``; ``ctx.model`` in place."""

@@ -69,22 +69,51 @@ def test_two_processes_spend_the_same_budget_and_land_close(tmp_path, tiny_proxy
         assert math.isfinite(metrics2[key]) and gaps[key] <= tol, (key, metrics1[key], metrics2[key], tol)
 
 
-@pytest.mark.parametrize("algo", ["dpo", "best-of-n", "sft"])
-def test_refuses_an_algorithm_that_is_not_data_parallel(algo, tmp_path, capsys):
-    code = main(["run", "--algo", algo, "--num-processes", "2", "--store", str(tmp_path / "s.sqlite"),
-                 "--results-dir", str(tmp_path / "r")])  # fmt: skip
+UNSHARDED = '''
+from harness.api import Policy, PolicyOptimizer, hookimpl
+
+
+class Unsharded(PolicyOptimizer):
+    """A third-party optimizer that does not declare data_parallel (PolicyOptimizer's default)."""
+
+    name = "unsharded"
+    description = "trains in one process only"
+
+    def train(self, ctx):
+        return Policy(ctx.model, ctx.tokenizer)
+
+
+@hookimpl
+def harness_register_algorithms(registry):
+    registry.add(Unsharded)
+'''
+
+
+def test_refuses_an_algorithm_that_is_not_data_parallel(tmp_path, capsys):
+    plugin = tmp_path / "unsharded.py"
+    plugin.write_text(UNSHARDED)
+    code = main(["run", "--algo", "unsharded", "--plugin", str(plugin), "--num-processes", "2",
+                 "--store", str(tmp_path / "s.sqlite"), "--results-dir", str(tmp_path / "r")])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
-    assert algo in err and "these do: " in err
-    assert set(err.split("these do: ")[1].split(", ")) == {"ppo", "ppo-nokl", "rm-ranking", "rrhf"}
+    assert "unsharded does not train data-parallel" in err and "these do: " in err
+    builtin = {"best-of-n", "dpo", "grpo", "ppo", "ppo-nokl", "rloo", "rm-ranking", "rrhf", "sft"}
+    assert set(err.split("these do: ")[1].split(", ")) == builtin  # every built-in algorithm
     assert not (tmp_path / "s.sqlite").exists()  # refused before anything was written
 
 
-def test_batch_that_does_not_split_is_refused(tmp_path, capsys):
-    code = main(["run", "--algo", "rm-ranking", "--batch-size", "12", "--k", "4", "--num-mini-batches", "1",
-                 "--num-processes", "2", "--store", str(tmp_path / "s.sqlite"), "--results-dir", str(tmp_path / "r")])  # fmt: skip
+@pytest.mark.parametrize("algo, flags, message", [
+    ("rm-ranking", ["--batch-size", "12", "--k", "4", "--num-mini-batches", "1"], "--k 4"),
+    ("dpo", ["--batch-size", "33"], "--batch-size 33 must split evenly"),
+    ("grpo", ["--batch-size", "64", "--num-mini-batches", "64"], "multiple of 2 × --num-mini-batches (64)"),
+    ("rloo", ["--batch-size", "36", "--num-mini-batches", "4"], "multiple of 2 × --num-mini-batches (4)"),
+])  # fmt: skip
+def test_batch_that_does_not_split_is_refused(algo, flags, message, tmp_path, capsys):
+    code = main(["run", "--algo", algo, *flags, "--num-processes", "2", *TINY_FLAGS, "--store", str(tmp_path / "s.sqlite"),
+                 "--results-dir", str(tmp_path / "r")])  # fmt: skip
     err = capsys.readouterr().err
-    assert code == 2 and "--k 4" in err, err
+    assert code == 2 and message in err, err
+    assert not (tmp_path / "s.sqlite").exists()
 
 
 def test_one_process_is_a_no_op():
@@ -176,17 +205,29 @@ def test_nan_on_one_rank_stops_every_rank_and_stores_the_run_failed_with_the_rea
     assert "NonFiniteError" in run.error and "NaN or inf on another rank" in run.error and "update 2" in run.error
 
 
-def test_a_torchrun_launch_is_the_same_run_as_num_processes(tmp_path, tiny_proxy, cache_dir):
-    """``torchrun --nproc-per-node 2 -m harness.cli run …`` (the launcher's own environment) trains
-    exactly what ``--num-processes 2`` trains: same seeds, same collectives, same numbers."""
+#: the two launchers' own command lines for 2 processes on this machine; ``accelerate launch --multi_gpu`` is
+#: accelerate's torchrun-based launcher, and the harness picks gloo on CPU (``--cpu`` would start one process)
+LAUNCHERS = {
+    "torchrun": ["-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "{port}"],
+    "accelerate": ["-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "{port}"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_a_launcher_started_run_is_the_same_run_as_num_processes(launcher, tmp_path, tiny_proxy, cache_dir):
+    """``torchrun --nproc-per-node 2 -m harness.cli run …`` and ``accelerate launch --num_processes 2
+    -m harness.cli run …`` (the launchers' own environment) train exactly what ``--num-processes 2``
+    trains: same seeds, same collectives, same numbers."""
     import os
     import subprocess
     import sys
 
-    ours, theirs = tmp_path / "ours.sqlite", tmp_path / "torchrun.sqlite"
+    ours, theirs = tmp_path / "ours.sqlite", tmp_path / f"{launcher}.sqlite"
     assert main([*RUN, "--num-processes", "2", "--store", str(ours), "--results-dir", str(tmp_path / "r1")]) == 0
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(distributed._free_port()),
+    port = str(distributed._free_port())
+    command = [sys.executable, *(a.replace("{port}", port) for a in LAUNCHERS[launcher]),
                "-m", "harness.cli", *RUN, "--store", str(theirs), "--results-dir", str(tmp_path / "r2")]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -269,3 +310,50 @@ def test_a_nan_in_the_logged_scalars_stops_every_rank_at_the_same_step(tmp_path,
     with Store(tmp_path / "s.sqlite") as store:
         (run,) = store.list_runs()
     assert run.status == "failed" and "NonFiniteError" in run.error and "at step 2" in run.error, (run.status, run.error)
+
+
+def _one_and_two_processes(tmp_path, argv):
+    one, two = tmp_path / "one.sqlite", tmp_path / "two.sqlite"
+    assert main([*argv, "--store", str(one), "--results-dir", str(tmp_path / "r1")]) == 0
+    assert main([*argv, "--num-processes", "2", "--store", str(two), "--results-dir", str(tmp_path / "r2")]) == 0
+    (run1, metrics1, curve1), (run2, metrics2, curve2) = _only_run(one), _only_run(two)
+    assert run2.status == "finished" and run2.manifest["num_processes"] == 2 and run1.manifest["num_processes"] == 1
+    assert run2.budget_used == run1.budget_used
+    assert list(curve2["step"]) == list(curve1["step"])
+    return (metrics1, curve1), (metrics2, curve2)
+
+
+def test_dpo_trains_data_parallel_through_the_same_steps_as_one_process(tmp_path, tiny_proxy, cache_dir):
+    """TRL's DDP on the harness's process group: each rank takes half of every batch of the same
+    shuffled order, gradients are averaged, so the two runs take the same steps; they differ only
+    by float rounding (the gradient is summed in another order)."""
+    argv = ["run", "--algo", "dpo", "--seeds", "0", "--quiet", *TINY_FLAGS]
+    (metrics1, curve1), (metrics2, curve2) = _one_and_two_processes(tmp_path, argv)
+    assert list(curve2["optim/lr"].dropna()) == list(curve1["optim/lr"].dropna())
+    for key in ("loss/dpo", "optim/grad_norm", "objective/rewards_margins"):
+        gap = (curve2[key] - curve1[key]).abs().max()
+        assert gap < 1e-5, (key, gap)
+    assert curve2["objective/rewards_margins"].iloc[-1] > 0.01  # it trained
+    for key, value in metrics1.items():
+        assert metrics2[key] == pytest.approx(value, abs=1e-6), key
+
+
+@pytest.mark.parametrize("algo", ["grpo", "rloo"])
+def test_trls_online_trainers_train_data_parallel_with_the_global_budget(algo, tmp_path, tiny_proxy, cache_dir):
+    """Each rank samples and trains on half of every round; the budget and RM queries count both
+    ranks' completions; the runs land as close as PPO's do (each rank samples its own stream)."""
+    argv = ["run", "--algo", algo, "--seeds", "0", "--budget", "256", "--quiet", *TINY_FLAGS]
+    (metrics1, curve1), (metrics2, curve2) = _one_and_two_processes(tmp_path, argv)
+    assert metrics2 != metrics1  # other episodes were sampled
+    for key in ("budget/episodes_used", "optim/lr"):
+        assert list(curve2[key].dropna()) == list(curve1[key].dropna()), key
+    assert curve2["budget/episodes_used"].max() == 256
+    for key, tol in TOLERANCE.items():
+        assert math.isfinite(metrics2[key]) and abs(metrics2[key] - metrics1[key]) <= tol, (key, metrics1[key], metrics2[key])
+
+
+@pytest.mark.parametrize("argv", [["--algo", "sft"], ["--algo", "best-of-n", "--n", "2"]], ids=["sft", "best-of-n"])
+def test_baselines_without_training_run_under_num_processes_as_in_one(argv, tmp_path, tiny_proxy, cache_dir):
+    """Nothing to train: rank 0 evaluates exactly as one process does, the other rank returns."""
+    (metrics1, _), (metrics2, _) = _one_and_two_processes(tmp_path, ["run", *argv, "--seeds", "0", "--quiet", *TINY_FLAGS])
+    assert metrics2 == metrics1

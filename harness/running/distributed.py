@@ -12,11 +12,13 @@ arrives with that environment already set. Each process joins one process group 
 * **the other ranks** build the same training context (:func:`_train_only`) and run the
   optimizer's ``train`` only: no store, no run folder, no evaluation.
 
-Inside ``train`` an optimizer that declares ``data_parallel = True`` (PPO and its subclasses)
-uses the collectives of :mod:`harness.parallel` (``harness.api.parallel``): each rank samples its
-slice of the batch, gradients and logged scalars are averaged over ranks. In one process every
+Inside ``train`` an optimizer that declares ``data_parallel = True`` (PPO and its subclasses,
+RRHF) uses the collectives of :mod:`harness.parallel` (``harness.api.parallel``): each rank samples
+its slice of the batch, gradients and logged scalars are averaged over ranks. In one process every
 one of them returns its input untouched, so a single-process run computes exactly what it did
-before.
+before. TRL's trainers (``dpo``, ``grpo``, ``rloo``) join the same process group through their
+``Accelerator`` (DDP, sharded data loaders, gathered metrics) with per-device batches of
+``batch / N``. ``sft`` and ``best-of-n`` train nothing: the other ranks return at once.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def world_size_from_env() -> int:
 
 
 def data_parallel_algorithms(host) -> list[str]:
-    return [e.name for e in host.algorithms.entries() if getattr(e.cls, "data_parallel", False)]
+    return [e.name for e in host.algorithms.entries() if e.cls.data_parallel]
 
 
 def check_algorithm(host, specs, n: int) -> None:
@@ -66,7 +68,7 @@ def check_algorithm(host, specs, n: int) -> None:
     able = data_parallel_algorithms(host)
     for spec in specs:
         algorithm = spec.instantiate(host)[1]
-        if not getattr(algorithm, "data_parallel", False):
+        if not algorithm.data_parallel:
             raise UsageError(f"--num-processes {n}: {spec.algorithm.name} does not train data-parallel yet; "
                              f"these do: {', '.join(able) or 'none'}")  # fmt: skip
         algorithm.check_data_parallel(n)
