@@ -221,3 +221,75 @@ def test_resource_mistakes_name_the_file_and_line(tmp_path, capsys, text, error)
     assert main(["sweep", str(file), "--store", str(tmp_path / "s.sqlite"), "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"{file}" in err and error in err, err
+
+
+def test_a_sweep_runs_on_a_cluster_started_with_ray_start_by_address_and_through_ray_client(tmp_path, cache_dir):
+    """An existing cluster (``ray start --head``, as on a head node): ``--address HOST:PORT`` joins it
+    as a driver, ``--address ray://HOST:PORT`` through Ray Client. Token authentication on both sides
+    (Ray >= 2.59 starts clusters with it); the harness runs in subprocesses, so this process's own
+    Ray (the module's cluster) is left alone, and the head is stopped through its own session only."""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'rlhf-harness[ray]'")
+    from harness.running.distributed import _free_port
+
+    gcs, client = _free_port(), _free_port()
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="harness-test-token", RAY_USAGE_STATS_ENABLED="0")
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--num-cpus", "3",
+                             "--port", str(gcs), "--ray-client-server-port", str(client), "--include-dashboard", "false",
+                             "--temp-dir", temp], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    file = tmp_path / "sweep.yaml"
+    file.write_text(sweep_yaml("  - algo: sft\n  - algo: ppo\n", seeds="[0]", evaluation=CHEAP))
+    try:
+        stored = {}
+        for name, address in (("driver", f"127.0.0.1:{gcs}"), ("client", f"ray://127.0.0.1:{client}")):
+            deadline = time.time() + 60
+            while True:  # the head takes a few seconds to listen
+                argv = [sys.executable, "-m", "harness.cli", "sweep", str(file), "--executor", "ray", "--address", address,
+                        "--store", str(tmp_path / f"{name}.sqlite"), "--results-dir", str(tmp_path / name),
+                        "--out", str(tmp_path / f"{name}-tables"), "--quiet"]  # fmt: skip
+                done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+                if done.returncode == 0 or time.time() > deadline or head.poll() is not None:
+                    break
+                time.sleep(2)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+            assert "ray: 2 runs on 3 CPUs" in done.stdout  # the cluster's 3 CPUs: not a Ray of its own on this 2-core machine
+            with Store(tmp_path / f"{name}.sqlite") as store:
+                runs = store.list_runs()
+                assert sorted(r.status for r in runs) == ["finished", "finished"]
+                stored[name] = {r.experiment_key: store.metrics(r.run_id) for r in runs}
+        assert stored["client"] == stored["driver"]
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)  # the head and every Ray process it started (its own session)
+        head.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+class _UnreachableCluster:
+    """What ``ray`` does when a Ray Client gets no answer (or is refused for want of a token)."""
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, **kwargs):
+        raise ConnectionError("ray client connection timeout")
+
+
+def test_an_unreachable_ray_client_address_is_one_line_that_names_the_token(monkeypatch):
+    from harness.running.executors import RayExecutor
+
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'rlhf-harness[ray]'")
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with pytest.raises(UsageError, match=r"--address ray://10.0.0.9:10001: cannot reach the Ray cluster \(ray client connection timeout\); .*RAY_AUTH_MODE=token"):
+        RayExecutor(address="ray://10.0.0.9:10001")._connect(_UnreachableCluster())
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # set already: the hint would mislead
+    with pytest.raises(UsageError) as raised:
+        RayExecutor(address="ray://10.0.0.9:10001")._connect(_UnreachableCluster())
+    assert "RAY_AUTH_MODE" not in str(raised.value)

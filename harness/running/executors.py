@@ -241,7 +241,16 @@ class RayExecutor:
         if ray.is_initialized():
             return False
         # Quiet: workers' output stays in Ray's log files, and Ray's INFO lines stay out of the CLI's.
-        ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        try:
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        except ConnectionError as exc:
+            hint = ""
+            if (self.address or "").startswith("ray://") and os.environ.get("RAY_AUTH_MODE") != "token":
+                # Ray >= 2.59 starts clusters with token authentication, and a Ray Client without the token is
+                # turned away at the door: all it reports is a timeout
+                hint = ("; if the cluster uses token authentication (Ray's default since 2.59), set RAY_AUTH_MODE=token "
+                        "and its token here too (RAY_AUTH_TOKEN, or ~/.ray/auth_token: `ray get-auth-token` on the head)")
+            raise UsageError(f"--address {self.address}: cannot reach the Ray cluster ({exc}){hint}") from None
         return True
 
     def _prepare(self, pending: list[tuple[Cell, RunSpec]], workspace: Workspace) -> None:
