@@ -30,7 +30,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.api import Policy, PolicyOptimizer, PreferenceData, PreferenceRequest, TrainContext, UsageError, help_field, hookimpl, parallel
+from harness.api import (
+    Policy,
+    PolicyOptimizer,
+    PreferenceData,
+    PreferenceRequest,
+    TrainContext,
+    UsageError,
+    help_field,
+    hookimpl,
+    parallel,
+)
 
 
 @dataclass

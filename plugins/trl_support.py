@@ -106,7 +106,8 @@ class ProxyReward:
     token ids TRL sampled — the response ends with EOS exactly where TRL's completion does
     (TRL cuts a completion after its first EOS and keeps it) — with the harness's own tokenizer
     and padding, so r̂ sees what it would see from the harness's sampler. ``ctx.score`` counts the
-    RM queries."""
+    RM queries. Data-parallel, each rank scores its own equal share of the round and charges the
+    budget and the RM queries for all ranks' shares, so every rank's budget is the global one."""
 
     __name__ = "proxy"  # TRL names the reward column after it: rewards/proxy/mean
 
@@ -348,6 +349,7 @@ def check_online_config(c) -> None:
         raise ValueError("--lr, --epsilon and --max-grad-norm must be > 0")
     if c.beta < 0:
         raise ValueError(f"--beta must be >= 0, got {c.beta}")
+
 
 def check_online_data_parallel(c, n: int) -> None:
     """``--num-processes n``: each of a round's mini-batches splits evenly over the processes (TRL

@@ -241,7 +241,7 @@ def test_a_sweep_runs_on_a_cluster_started_with_ray_start_by_address_and_through
     gcs, client = _free_port(), _free_port()
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="harness-test-token", RAY_USAGE_STATS_ENABLED="0")
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
-    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--num-cpus", "3",
+    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--num-cpus", "3",
                              "--port", str(gcs), "--ray-client-server-port", str(client), "--include-dashboard", "false",
                              "--temp-dir", temp], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
