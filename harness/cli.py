@@ -396,6 +396,7 @@ def _short_key(key: str) -> str:
 
 def cmd_show(argv: list[str]) -> int:
     from harness.results.store import Store
+    from harness.running.runner import run_times
 
     parser = ArgumentParser(prog=f"{PROG} show", description="Show one run: spec, metrics, curve summary, samples.")
     parser.add_argument("run", help="run id or a unique prefix of it")
@@ -410,6 +411,8 @@ def cmd_show(argv: list[str]) -> int:
         print(f"  spec key: {r.spec_key}  experiment key: {r.experiment_key}  code: {r.code_version}")
         print(f"  spec: {json.dumps(r.spec.identity(with_code=False), sort_keys=True)}")
         print(f"  budget: {r.budget} episodes; used {json.dumps(r.budget_used)}  wall: {r.wall_seconds}s  folder: {r.run_dir}")
+        if times := run_times(r.run_dir):  # where the wall time went, as the run folder's run.json records it
+            print("  time: " + ", ".join(f"{key.removesuffix('_s')} {seconds:.1f} s" for key, seconds in times.items()))
         if r.metrics:
             print("metrics:")
             for key in sorted(r.metrics):

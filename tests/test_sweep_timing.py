@@ -16,6 +16,7 @@ import pytest
 import torch
 from conftest import make_spec
 
+from harness.cli import main
 from harness.pipeline.cache import STAGES, StageCache, StageEvent, stage_info
 from harness.plugin_manager import load_plugins
 from harness.results.store import Store
@@ -132,7 +133,7 @@ def test_a_cold_sweep_times_each_stage_it_builds_and_a_second_one_loads_them(col
     assert f"0 stages built in 0.0 s, {len(again.stages)} loaded" in headline(text2)
 
 
-def test_each_run_records_its_phase_times_within_its_wall_time(cold):
+def test_each_run_records_its_phase_times_within_its_wall_time(cold, capsys):
     outcome, _, folder, _, _ = cold
     assert [r.status for r in outcome.results] == ["finished"] * 4
     with Store(folder / "store.sqlite") as store:
@@ -146,6 +147,9 @@ def test_each_run_records_its_phase_times_within_its_wall_time(cold):
             assert inside <= times["wall_s"] and inside <= record.wall_seconds, (times, record.wall_seconds)
             assert abs(times["wall_s"] - record.wall_seconds) < 0.5 and record.wall_seconds - inside < 1.0
             assert run_times(record.run_dir) == times  # kept in the run folder's run.json
+            assert main(["show", result.run_id, "--store", str(folder / "store.sqlite"), "--samples", "0"]) == 0
+            shown = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("  time: "))
+            assert f"train {times['train_s']:.1f} s" in shown and f"wall {times['wall_s']:.1f} s" in shown, shown
             # and nowhere else: metrics and the budget are what they were
             assert "time" not in record.budget_used and not any(k.startswith("time") for k in record.metrics)
             if result.spec.algorithm.name == "ppo":
