@@ -214,7 +214,7 @@ def _run_base_parser(add_help: bool) -> ArgumentParser:
                         help="initialise reward models from this causal LM, not π_sft: --benchmark-set reward_model_base=…")  # fmt: skip
     parser.add_argument("--num-processes", type=positive_int, default=1, metavar="N",
                         help="train each run data-parallel in N processes on this machine (one per GPU, or CPU "
-                             "processes with gloo); ppo, ppo-nokl and rm-ranking (default: %(default)s)")  # fmt: skip
+                             "processes with gloo); every built-in algorithm, and plugins that declare data_parallel (default: %(default)s)")  # fmt: skip
     _workspace_args(parser)
     return parser
 
