@@ -249,14 +249,22 @@ def test_bf16_trains_data_parallel_too(tmp_path, tiny_proxy, cache_dir):
     assert all(math.isfinite(metrics[key]) for key in TOLERANCE)
 
 
+def _one_and_two_processes(tmp_path, argv):
+    """``argv`` in one process, then in two: (run, metrics, curve) of each, after what every
+    data-parallel algorithm must keep — one stored row, the same budget, the same steps."""
+    one, two = tmp_path / "one.sqlite", tmp_path / "two.sqlite"
+    assert main([*argv, "--store", str(one), "--results-dir", str(tmp_path / "r1")]) == 0
+    assert main([*argv, "--num-processes", "2", "--store", str(two), "--results-dir", str(tmp_path / "r2")]) == 0
+    (run1, metrics1, curve1), (run2, metrics2, curve2) = _only_run(one), _only_run(two)
+    assert run2.status == "finished" and run2.manifest["num_processes"] == 2 and run1.manifest["num_processes"] == 1
+    assert run2.budget_used == run1.budget_used
+    assert list(curve2["step"]) == list(curve1["step"])
+    return (run1, metrics1, curve1), (run2, metrics2, curve2)
+
+
 def test_rrhf_trains_data_parallel_with_the_global_budget(tmp_path, tiny_proxy, cache_dir):
     rrhf = ["run", "--algo", "rrhf", "--seeds", "0", "--budget", "256", "--quiet", *TINY_FLAGS]
-    one, two = tmp_path / "one.sqlite", tmp_path / "two.sqlite"
-    assert main([*rrhf, "--store", str(one), "--results-dir", str(tmp_path / "r1")]) == 0
-    assert main([*rrhf, "--num-processes", "2", "--store", str(two), "--results-dir", str(tmp_path / "r2")]) == 0
-    run1, metrics1, curve1 = _only_run(one)
-    run2, metrics2, curve2 = _only_run(two)
-    assert run2.status == "finished" and run2.manifest["num_processes"] == 2
+    (run1, metrics1, curve1), (run2, metrics2, curve2) = _one_and_two_processes(tmp_path, rrhf)
     assert run2.budget_used["episodes_used"] == run1.budget_used["episodes_used"] == 256
     assert run2.budget_used["rm_queries"] == run1.budget_used["rm_queries"] == 256  # both ranks' RM calls
     for key in ("budget/episodes_used", "optim/lr"):
@@ -312,23 +320,12 @@ def test_a_nan_in_the_logged_scalars_stops_every_rank_at_the_same_step(tmp_path,
     assert run.status == "failed" and "NonFiniteError" in run.error and "at step 2" in run.error, (run.status, run.error)
 
 
-def _one_and_two_processes(tmp_path, argv):
-    one, two = tmp_path / "one.sqlite", tmp_path / "two.sqlite"
-    assert main([*argv, "--store", str(one), "--results-dir", str(tmp_path / "r1")]) == 0
-    assert main([*argv, "--num-processes", "2", "--store", str(two), "--results-dir", str(tmp_path / "r2")]) == 0
-    (run1, metrics1, curve1), (run2, metrics2, curve2) = _only_run(one), _only_run(two)
-    assert run2.status == "finished" and run2.manifest["num_processes"] == 2 and run1.manifest["num_processes"] == 1
-    assert run2.budget_used == run1.budget_used
-    assert list(curve2["step"]) == list(curve1["step"])
-    return (metrics1, curve1), (metrics2, curve2)
-
-
 def test_dpo_trains_data_parallel_through_the_same_steps_as_one_process(tmp_path, tiny_proxy, cache_dir):
     """TRL's DDP on the harness's process group: each rank takes half of every batch of the same
     shuffled order, gradients are averaged, so the two runs take the same steps; they differ only
     by float rounding (the gradient is summed in another order)."""
     argv = ["run", "--algo", "dpo", "--seeds", "0", "--quiet", *TINY_FLAGS]
-    (metrics1, curve1), (metrics2, curve2) = _one_and_two_processes(tmp_path, argv)
+    (_, metrics1, curve1), (_, metrics2, curve2) = _one_and_two_processes(tmp_path, argv)
     assert list(curve2["optim/lr"].dropna()) == list(curve1["optim/lr"].dropna())
     for key in ("loss/dpo", "optim/grad_norm", "objective/rewards_margins"):
         gap = (curve2[key] - curve1[key]).abs().max()
@@ -343,7 +340,7 @@ def test_trls_online_trainers_train_data_parallel_with_the_global_budget(algo, t
     """Each rank samples and trains on half of every round; the budget and RM queries count both
     ranks' completions; the runs land as close as PPO's do (each rank samples its own stream)."""
     argv = ["run", "--algo", algo, "--seeds", "0", "--budget", "256", "--quiet", *TINY_FLAGS]
-    (metrics1, curve1), (metrics2, curve2) = _one_and_two_processes(tmp_path, argv)
+    (_, metrics1, curve1), (_, metrics2, curve2) = _one_and_two_processes(tmp_path, argv)
     assert metrics2 != metrics1  # other episodes were sampled
     for key in ("budget/episodes_used", "optim/lr"):
         assert list(curve2[key].dropna()) == list(curve1[key].dropna()), key
@@ -355,5 +352,5 @@ def test_trls_online_trainers_train_data_parallel_with_the_global_budget(algo, t
 @pytest.mark.parametrize("argv", [["--algo", "sft"], ["--algo", "best-of-n", "--n", "2"]], ids=["sft", "best-of-n"])
 def test_baselines_without_training_run_under_num_processes_as_in_one(argv, tmp_path, tiny_proxy, cache_dir):
     """Nothing to train: rank 0 evaluates exactly as one process does, the other rank returns."""
-    (metrics1, _), (metrics2, _) = _one_and_two_processes(tmp_path, ["run", *argv, "--seeds", "0", "--quiet", *TINY_FLAGS])
+    (_, metrics1, _), (_, metrics2, _) = _one_and_two_processes(tmp_path, ["run", *argv, "--seeds", "0", "--quiet", *TINY_FLAGS])
     assert metrics2 == metrics1
