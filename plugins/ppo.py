@@ -29,7 +29,7 @@ import torch
 from harness_plugins.ppo_config import PPOConfig, PPONoKLConfig
 
 from harness.api import NonFiniteError, Policy, PolicyOptimizer, Rollout, TrainContext, UsageError, hookimpl, parallel
-from harness.lm import autocast, critic_values, lm_logits, lm_to_classifier, response_hidden, token_log_probs
+from harness.lm import StackedWeights, autocast, critic_values, lm_logits, lm_to_classifier, response_hidden, token_log_probs
 
 __all__ = ["PPO", "PPONoKL", "PPOConfig", "PPONoKLConfig", "NonFiniteError"]
 
@@ -156,6 +156,15 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
     """Entropy of the (temperature-scaled) next-token distribution at each position."""
     logp = torch.log_softmax(logits, dim=-1)
     return -(logp.exp() * logp).sum(-1)
+
+
+def clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """torch.nn.utils.clip_grad_norm_ on gradient tensors (a network's, some of them slices of
+    stacked gradients): scale them in place so that their joint 2-norm is at most ``max_norm``;
+    returns the norm before clipping. The same operations as torch's, so the same numbers."""
+    total = torch.nn.utils.get_total_norm(grads, foreach=True)
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+    return total
 
 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -370,10 +379,13 @@ class PPO(PolicyOptimizer):
         # Adam is invariant to a loss's scale per parameter, vf_coef mostly acts through clipping
         # and ε). Gradient norms are clipped per network, so a large value gradient cannot shrink
         # the policy's step.
+        # [perf] Policy and critic run as one batched computation; their block weights are held
+        # stacked for the whole run (the models' parameters are views of them), so no forward
+        # re-stacks them: the optimizer trains the held tensors (harness.lm.StackedWeights).
+        weights = StackedWeights([policy, critic])
         optimizer = torch.optim.AdamW(
-            [{"params": list(policy.parameters())}, {"params": list(critic.parameters())}],
-            lr=c.lr, eps=c.adam_eps, weight_decay=c.weight_decay, fused=True,  # [B] 9 Adam ε
-        )  # fmt: skip
+            weights.parameters(), lr=c.lr, eps=c.adam_eps, weight_decay=c.weight_decay, fused=True  # [B] 9 Adam ε
+        )
         if c.adaptive_kl:
             kl_ctl: FixedKLController = AdaptiveKLController(c.kl_coef, c.target_kl, c.kl_horizon)  # [B] 6
         else:
@@ -386,7 +398,7 @@ class PPO(PolicyOptimizer):
         prompts = PromptSampler(ctx.train_prompts, prompt_generator if dp.enabled else generator)
         started = time.perf_counter()
 
-        with ctx.progress(n_updates, f"{self.name} updates") as progress:
+        with weights, ctx.progress(n_updates, f"{self.name} updates") as progress:  # leaving: own weights again
             for update in range(1, n_updates + 1):
                 lr = anneal_lr(optimizer, c.lr, c.lr_decay, update, n_updates)  # [B] 9
 
@@ -471,8 +483,7 @@ class PPO(PolicyOptimizer):
                         parallel.average_gradients(optimizer)  # data-parallel: each gradient's mean over ranks
                         grad_norms = [torch.zeros((), device=loss.device)] * 2
                         if c.max_grad_norm is not None:
-                            grad_norms = [torch.nn.utils.clip_grad_norm_(m.parameters(), c.max_grad_norm, foreach=True)
-                                          for m in (policy, critic)]  # fmt: skip
+                            grad_norms = [clip_grad_norm(weights.gradients(m), c.max_grad_norm) for m in (policy, critic)]
                         optimizer.step()
                         stats.append(torch.stack([
                             pg_loss.detach(), vf_loss.detach(), pg_stats["clipfrac"], pg_stats["approx_kl"],

@@ -141,6 +141,50 @@ def test_other_models_go_through_transformers_with_the_same_results(monkeypatch)
     torch.testing.assert_close(slow_weights, fast_weights, rtol=0, atol=1e-4)
 
 
+def test_held_stacked_weights_are_the_models_weights_trained_once_then_released():
+    ctx = synthetic_context()
+    policy, critic = ctx.model, ppo.make_critic(ctx, "policy", seed=1)
+    ppo.disable_dropout(critic)
+    rollout = sample_rollout(policy, TOKENIZER, PROMPTS[:8], ctx.generation, torch.Generator().manual_seed(0))
+    fc = [m.transformer.h[0].mlp.c_fc.weight for m in (policy, critic)]
+    with fast_gpt2.StackedWeights([policy, critic]) as weights:
+        held = fast_gpt2._stack(fc)  # what the batched forward multiplies by: no copy
+        trained = [id(p) for p in weights.parameters()]
+        assert id(held) in trained and id(fc[0]) not in trained
+        assert torch.equal(held[1], fc[1]) and held[1].data_ptr() == fc[1].data_ptr()
+        sum(h.sum() for h in fast_gpt2.response_hidden([policy, critic], rollout)).backward()
+        assert fc[0].grad is None and held.grad is not None  # one gradient, on the held tensor
+        assert len(weights.gradients(policy)) == len(list(policy.parameters()))  # every one, held or not
+        with torch.no_grad():
+            held[0].add_(1.0)  # an optimizer step on the held tensor is the model's
+    assert not fast_gpt2._HELD
+    storages = [p.untyped_storage().data_ptr() for m in (policy, critic) for p in m.parameters()]
+    assert len(set(storages)) == len(storages)  # every parameter owns its storage again
+    torch.testing.assert_close(fc[0], held[0].detach(), rtol=0, atol=0)
+
+
+def test_held_stacked_weights_give_exactly_the_numbers_of_stacking_at_every_call(monkeypatch):
+    def run() -> tuple[list, dict]:
+        logs = []
+        config = PPOConfig(**SMALL, max_grad_norm=0.05)  # small enough that every step clips
+        policy = PPO(config).train(synthetic_context(budget=48, log=lambda s, m: logs.append(m))).model
+        return logs, policy.state_dict()
+
+    held_logs, held_weights = run()
+
+    class HoldNothing(fast_gpt2.StackedWeights):  # each forward stacks the weights anew, as before
+        def __init__(self, models):
+            super().__init__(models[:1])
+            self.models = list(models)
+
+    monkeypatch.setattr(ppo, "StackedWeights", HoldNothing)
+    stacked_logs, stacked_weights = run()
+    assert all(m["policy/grad_norm"] > 0.05 and m["val/grad_norm"] > 0.05 for m in held_logs)
+    untimed = [[{k: v for k, v in m.items() if not k.startswith("time/")} for m in logs] for logs in (held_logs, stacked_logs)]
+    assert untimed[0] == untimed[1]  # every metric, every update, to the last bit
+    assert all(torch.equal(held_weights[k], stacked_weights[k]) for k in held_weights)
+
+
 # ---------------------------------------------------------------------------------------------
 # GAE, whitening, rewards
 # ---------------------------------------------------------------------------------------------

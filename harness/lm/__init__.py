@@ -60,6 +60,7 @@ from harness.lm.fast_gpt2 import (
     response_hidden,
     response_nll,
     sample_batch,
+    StackedWeights,
     token_values,
 )
 from harness.lm.precision import PRECISIONS, autocast, compute_dtype
@@ -95,6 +96,6 @@ __all__ = [
     "is_plain_gpt2", "items_rollout", "lm_logits", "lm_to_classifier", "load_causal_lm", "load_pretrained_tokenizer", "tokenizer_for_trainers",
     "load_sequence_classifier", "load_tokenizer", "mean_token_log_likelihood", "model_log_probs", "model_vocab_size",
     "new_lm", "plackett_luce_loss", "policy_logits", "response_hidden", "response_log_probs", "response_logits",
-    "response_nll", "rollout_from_texts", "sample_batch", "sample_rollout", "sequence_inputs", "token_log_probs",
+    "response_nll", "rollout_from_texts", "sample_batch", "sample_rollout", "sequence_inputs", "StackedWeights", "token_log_probs",
     "token_values", "train_causal_lm", "train_tokenizer",
 ]  # fmt: skip

