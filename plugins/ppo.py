@@ -384,8 +384,8 @@ class PPO(PolicyOptimizer):
         # re-stacks them: the optimizer trains the held tensors (harness.lm.StackedWeights).
         weights = StackedWeights([policy, critic])
         optimizer = torch.optim.AdamW(
-            weights.parameters(), lr=c.lr, eps=c.adam_eps, weight_decay=c.weight_decay, fused=True  # [B] 9 Adam ε
-        )
+            weights.parameters(), lr=c.lr, eps=c.adam_eps, weight_decay=c.weight_decay, fused=True,  # [B] 9 Adam ε
+        )  # fmt: skip
         if c.adaptive_kl:
             kl_ctl: FixedKLController = AdaptiveKLController(c.kl_coef, c.target_kl, c.kl_horizon)  # [B] 6
         else:
