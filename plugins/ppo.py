@@ -374,6 +374,7 @@ class PPO(PolicyOptimizer):
             disable_dropout(model)  # [B]/[N] 8 dropout off in policy, reference, RM and critic
         parallel.broadcast_parameters(policy, critic)  # data-parallel: one starting point on every rank
         n_updates = updates_in_budget(ctx.budget, c.batch_size)
+        prompts = PromptSampler(ctx.train_prompts, prompt_generator if dp.enabled else generator)
         # One AdamW over both networks, as [N]/TRL: one backward of the joint loss, one step. The
         # networks share no parameter, so this equals two AdamWs with the same settings (and since
         # Adam is invariant to a loss's scale per parameter, vf_coef mostly acts through clipping
@@ -395,7 +396,6 @@ class PPO(PolicyOptimizer):
         # which lm_logits and critic_values run in fp32; the RM's scores are cast to fp32, so log-probs, KL,
         # GAE, ratios and losses are fp32
         mixed = autocast(ctx.device, c.precision)
-        prompts = PromptSampler(ctx.train_prompts, prompt_generator if dp.enabled else generator)
         started = time.perf_counter()
 
         with weights, ctx.progress(n_updates, f"{self.name} updates") as progress:  # leaving: own weights again
