@@ -30,7 +30,7 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 python3 - "$OUT" <<'PY'
-import collections, glob, json, os, re, statistics, sys
+import collections, glob, json, os, statistics, sys
 
 runs = collections.defaultdict(dict)  # (who, size, precision) -> round -> result
 for path in sorted(glob.glob(os.path.join(sys.argv[1], "*_r*.json"))):
@@ -49,5 +49,9 @@ for (who, size, precision), by_round in sorted(runs.items()):
         ratios = [r["episodes_per_second"] / peer[k]["episodes_per_second"] for k, r in by_round.items() if k in peer]
         if ratios:
             line += f"  ours/peer median {median(ratios):.2f} (rounds: {', '.join(f'{x:.2f}' for x in ratios)})"
+        fp32 = runs.get(("ours", size, "fp32"), {})
+        if precision != "fp32" and fp32:  # the README's bf16 column: against our own fp32, round by round
+            gains = [r["episodes_per_second"] / fp32[k]["episodes_per_second"] for k, r in by_round.items() if k in fp32]
+            line += f"  {precision}/fp32 median {median(gains):.2f}"
     print(line)
 PY
