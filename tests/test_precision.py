@@ -147,8 +147,9 @@ def test_bench_counts_matmul_flops_measures_both_peaks_and_reports_the_precision
     assert fp32["matmul_gflop_by_op"]["baddbmm"] > 0 and "bmm" in fp32["matmul_gflop_by_op"]  # forwards and backwards
     for r in results.values():
         assert set(r["peak_matmul_gflops"]) == {"fp32", "bf16"} and min(r["peak_matmul_gflops"].values()) > 0
+        # wall_seconds is printed to the millisecond: at these tiny sizes that rounding alone can be 1%
         assert r["achieved_matmul_gflops"] == pytest.approx(
-            r["matmul_gflop_per_episode"] * r["episodes"] / r["wall_seconds"], rel=0.01, abs=0.01)
+            r["matmul_gflop_per_episode"] * r["episodes"] / r["wall_seconds"], rel=0.001 + 0.0005 / r["wall_seconds"], abs=0.01)
         assert r["fraction_of_fp32_peak"] == pytest.approx(r["achieved_matmul_gflops"] / r["peak_matmul_gflops"]["fp32"], rel=0.01, abs=0.002)
 
 
