@@ -1,6 +1,6 @@
 # Two commands set everything up on a fresh machine:
 #   make run    builds the venv, then runs the main job on the embedded default benchmark
-#   make test   builds the venv, then runs the test suite
+#   make test   builds the venv, checks the layers (lint-imports), then runs the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -24,6 +24,7 @@ run: venv
 	$(BIN)/harness leaderboard
 
 test: venv
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import types
+import unicodedata
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -30,8 +31,18 @@ def help_field(help: str, default: Any = dataclasses.MISSING, *, aliases: dict[s
 # -------------------------------------------------------------------------
 
 
+def check_text(text: str) -> str:
+    """``text`` as given, or an ``ArgumentTypeError`` when it has surrounding whitespace or a
+    control character: ``int(" 2000\\n")`` is 2000, but a setting spelt so is a mistake
+    (a stray newline from a script, a pasted tab), not a value."""
+    if text != text.strip() or any(unicodedata.category(c) == "Cc" for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r} has surrounding whitespace or a control character: write the value alone")
+    return text
+
+
 def ascii_int(text: str, expected: str = "an integer") -> int:
     """``int(text)`` for ASCII digits only (``int`` also takes "２０００")."""
+    check_text(text)
     if text.isascii():
         try:
             return int(text)
@@ -61,6 +72,7 @@ non_negative_int = bounded_int(0, expected="an integer >= 0")
 
 def finite_float(text: str) -> float:
     """An argparse type: a finite number ("nan" and "inf" are no settings)."""
+    check_text(text)
     try:
         if not text.isascii():
             raise ValueError
@@ -107,6 +119,7 @@ def _converter(tp, flag: str):
         choices = [str(c) for c in get_args(scalar)]
 
         def convert_choice(text: str):
+            check_text(text)
             if text not in choices:
                 raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(choices)}{did_you_mean(text, choices)}")
             return text
@@ -116,6 +129,7 @@ def _converter(tp, flag: str):
         raise TypeError(f"{flag}: unsupported config field type {tp!r}")
 
     def convert(text: str):
+        check_text(text)
         if optional and text.lower() in ("none", "null"):
             return None
         if scalar is bool:

@@ -109,19 +109,35 @@ class CommandRegistry:
         self.current_plugin = "<unknown>"
         #: names the core CLI owns: a plugin may not take them
         self.reserved = set(reserved)
+        #: core command → the plugin that registered it (``add(..., core=True)``: harness.cli.commands)
+        self._core: dict[str, str] = {}
 
-    def add(self, name: str, run: Callable[[list[str]], int], help: str) -> None:
-        """Register ``run`` as ``harness <name>`` with a one-line ``help``."""
+    def add(self, name: str, run: Callable[[list[str]], int], help: str, *, core: bool = False) -> None:
+        """Register ``run`` as ``harness <name>`` with a one-line ``help``. ``core``: one of the harness's
+        own commands (their plugin, harness.cli.commands, passes it): no other plugin may take its name,
+        nor make a group of it."""
         words = name.split()
         if not 1 <= len(words) <= 2 or not all(w.replace("-", "").isalnum() for w in words):
             raise RegistrationError(f"plugin {self.current_plugin!r} registered command {name!r}: use one or two words")
         name = " ".join(words)
         if words[0] in self.reserved:
             raise RegistrationError(f"plugin {self.current_plugin!r} registered command {name!r}, but {words[0]!r} is a core command")
+        owner = self._core.get(words[0])
+        if owner is not None and owner != self.current_plugin:
+            raise RegistrationError(f"plugin {self.current_plugin!r} registered command {name!r}, but {words[0]!r} is a core "
+                                    f"command (of plugin {owner!r})")  # fmt: skip
+        if core:  # a plugin that came first with this name, or a group of it
+            taken = [c for c in self._commands.values() if c.name.split()[0] == name and c.plugin != self.current_plugin]
+            other = taken[0] if taken else None
+            if other is not None:
+                raise RegistrationError(f"plugin {other.plugin!r} registered command {other.name!r}, but {name!r} is a core "
+                                        f"command (of plugin {self.current_plugin!r})")  # fmt: skip
         if name in self._commands:
             other = self._commands[name]
             raise RegistrationError(f"command {name!r} is registered twice: by plugin {other.plugin!r} and by plugin {self.current_plugin!r}")
         self._commands[name] = Command(name, run, help, self.current_plugin)
+        if core:
+            self._core[name] = self.current_plugin
 
     def find(self, argv: list[str]) -> tuple[Command | None, list[str]]:
         """The command ``argv`` starts with (two words first), and the rest of ``argv``."""
@@ -134,9 +150,18 @@ class CommandRegistry:
     def names(self) -> list[str]:
         return sorted(self._commands)
 
+    def core_names(self) -> list[str]:
+        """The core commands, in the order they were registered."""
+        return list(self._core)
+
+    def is_core(self, name: str) -> bool:
+        """Whether ``name`` (or the group it is in) is a core command."""
+        return name.split()[0] in self._core
+
     def drop_plugin(self, plugin: str) -> None:
         """Forget the commands ``plugin`` registered (its registration hook failed half-way)."""
         self._commands = {n: c for n, c in self._commands.items() if c.plugin != plugin}
+        self._core = {n: p for n, p in self._core.items() if p != plugin}
 
     def group(self, word: str) -> list[Command]:
         """The two-word commands whose first word is ``word``."""

@@ -36,50 +36,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from harness_plugins.trl_support import check_online_config, check_online_data_parallel
+from harness_plugins.trl_online import OnlineGroupConfig, OnlineGroupOptimizer
 
-from harness.api import Policy, PolicyOptimizer, TrainContext, help_field, hookimpl
+from harness.api import help_field, hookimpl
 
 
 @dataclass
-class GRPOConfig:
-    batch_size: int = help_field("completions (episodes) sampled per generation round: prompts × --num-generations", 64)
+class GRPOConfig(OnlineGroupConfig):
     num_generations: int = help_field("completions per prompt: the group whose mean score is the baseline (>= 2)", 4)
-    num_mini_batches: int = help_field("AdamW steps per round, each on a slice of the round (TRL's steps_per_generation)", 4)
     num_iterations: int = help_field("passes over each round's completions (μ of the GRPO paper; > 1 reuses samples off-policy)", 1)
-    lr: float = help_field("AdamW learning rate, linearly decayed to 0 (tuned on the embedded benchmark: see the docstring)", 1e-4)
     beta: float = help_field("β: weight of the per-token k3 KL(π‖π_ref) term in the loss (0, --no-kl: none)", 0.05, aliases={"no_kl": 0.0})
-    epsilon: float = help_field("ε of the clipped surrogate", 0.2)
     loss_type: Literal["dapo", "grpo", "dr_grpo", "bnpo"] = help_field(
         "how token losses are averaged (TRL's loss_type): dapo = over all tokens of the batch, grpo = per sequence", "dapo")
     scale_rewards: Literal["group", "batch", "none"] = help_field("divide advantages by the std of the group, the batch, or not", "group")
-    max_grad_norm: float = help_field("clip the gradient norm to this", 1.0)
-
-    def __post_init__(self):
-        check_online_config(self)
 
 
-class GRPO(PolicyOptimizer):
+class GRPO(OnlineGroupOptimizer):
     name = "grpo"
     description = "GRPO (TRL's GRPOTrainer): group-mean baselines over num_generations samples per prompt, KL to π_sft in the loss"
     Config = GRPOConfig
-    #: ``--num-processes N``: each rank samples and trains on 1/N of every round (TRL's DDP and sharded sampler);
-    #: TRL gathers the scores before the group baselines; the budget counts every rank's completions
-    data_parallel = True
+    trainer, trainer_config = "GRPOTrainer", "GRPOConfig"
 
-    def check_data_parallel(self, n: int) -> None:
-        check_online_data_parallel(self.config, n)
-
-    def episodes_per_update(self) -> int:
-        return self.config.batch_size
-
-    def train(self, ctx: TrainContext) -> Policy:
-        from harness_plugins.trl_support import train_online
-        from trl import GRPOConfig as TRLGRPOConfig
-        from trl import GRPOTrainer
-
-        c = self.config
-        return train_online(ctx, c, self.name, GRPOTrainer, TRLGRPOConfig, loss_type=c.loss_type, scale_rewards=c.scale_rewards)
+    def trainer_options(self) -> dict:
+        return {"loss_type": self.config.loss_type, "scale_rewards": self.config.scale_rewards}
 
 
 @hookimpl

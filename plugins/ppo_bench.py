@@ -272,7 +272,16 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
+    try:
+        return _bench(args)
+    finally:  # a command run in-process (tests, a notebook) leaves torch's threads as it found them
+        torch.set_num_threads(threads)
+
+
+def _bench(args) -> int:
+    import torch
     import transformers
 
     device = bench_device(args.device)

@@ -15,7 +15,20 @@ from harness.api import help_field
 
 
 @dataclass
-class PPOConfig:
+class AdamWConfig:
+    """The optimizer options PPO's family and RRHF share ([B] 9): AdamW with a TF-style epsilon,
+    a learning rate annealed linearly to 0 over the updates, and gradient-norm clipping. Each
+    algorithm sets its own learning rate (``lr``, tuned per algorithm)."""
+
+    lr: float = help_field("AdamW learning rate", 1e-4)
+    adam_eps: float = help_field("AdamW epsilon; 1e-5 is the TF-style value of [B] 9 (PyTorch's default is 1e-8)", 1e-5)
+    weight_decay: float = help_field("AdamW weight decay", 0.0)
+    lr_decay: bool = help_field("anneal the learning rate linearly to 0 over the updates ([B] 9)", True)
+    max_grad_norm: Optional[float] = help_field("clip each network's gradient norm to this (none: no clipping)", 1.0)
+
+
+@dataclass
+class PPOConfig(AdamWConfig):
     """PPO with a per-token KL penalty to π_ref (Ziegler et al. 2019; Ouyang et al. 2022).
 
     [N] 15 typical settings: β = 0.05, 4 PPO epochs, clip 0.2, vf_coef 0.1, γ = 1, λ = 0.95
@@ -35,12 +48,8 @@ class PPOConfig:
         True,
     )
 
-    # -- optimizer ([B] 9) ---------------------------------------------------------------------
+    # -- optimizer ([B] 9): AdamWConfig's fields, this learning rate ------------------------------
     lr: float = help_field("AdamW learning rate (policy and critic; tuned on the embedded benchmark)", 3e-4)
-    adam_eps: float = help_field("AdamW epsilon; 1e-5 is the TF-style value of [B] 9 (PyTorch's default is 1e-8)", 1e-5)
-    weight_decay: float = help_field("AdamW weight decay", 0.0)
-    lr_decay: bool = help_field("anneal the learning rate linearly to 0 over the updates ([B] 9)", True)
-    max_grad_norm: Optional[float] = help_field("clip each network's gradient norm to this (none: no clipping)", 1.0)
 
     # -- PPO losses ([B] 7) -----------------------------------------------------------------------
     cliprange: float = help_field("ε of the clipped surrogate: ratio is clipped to [1−ε, 1+ε]", 0.2)

@@ -31,48 +31,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness_plugins.trl_support import check_online_config, check_online_data_parallel
+from harness_plugins.trl_online import OnlineGroupConfig, OnlineGroupOptimizer
 
-from harness.api import Policy, PolicyOptimizer, TrainContext, help_field, hookimpl
+from harness.api import help_field, hookimpl
 
 
 @dataclass
-class RLOOConfig:
-    batch_size: int = help_field("completions (episodes) sampled per generation round: prompts × --num-generations", 64)
+class RLOOConfig(OnlineGroupConfig):
     num_generations: int = help_field("completions per prompt: each one's baseline is the mean reward of the others (>= 2)", 4)
     num_mini_batches: int = help_field("AdamW steps per round, each on a slice of the round (TRL's steps_per_generation)", 8)
-    num_iterations: int = help_field("passes over each round's completions (> 1 reuses samples off-policy, clipped)", 1)
-    lr: float = help_field("AdamW learning rate, linearly decayed to 0 (tuned on the embedded benchmark: see the docstring)", 1e-4)
     beta: float = help_field("β: reward = r̂ − β · Σ_t log(π/π_ref) over the completion (0, --no-kl: none)", 0.05, aliases={"no_kl": 0.0})
-    epsilon: float = help_field("ε of the clipped surrogate", 0.2)
     normalize_advantages: bool = help_field("whiten the advantages over each round", False)
-    max_grad_norm: float = help_field("clip the gradient norm to this", 1.0)
-
-    def __post_init__(self):
-        check_online_config(self)
 
 
-class RLOO(PolicyOptimizer):
+class RLOO(OnlineGroupOptimizer):
     name = "rloo"
     description = "RLOO (TRL's RLOOTrainer): REINFORCE with leave-one-out baselines over num_generations samples, KL to π_sft in the reward"
     Config = RLOOConfig
-    #: ``--num-processes N``: each rank samples and trains on 1/N of every round (TRL's DDP and sharded sampler);
-    #: TRL gathers the scores before the group baselines; the budget counts every rank's completions
-    data_parallel = True
+    trainer, trainer_config = "RLOOTrainer", "RLOOConfig"
 
-    def check_data_parallel(self, n: int) -> None:
-        check_online_data_parallel(self.config, n)
-
-    def episodes_per_update(self) -> int:
-        return self.config.batch_size
-
-    def train(self, ctx: TrainContext) -> Policy:
-        from harness_plugins.trl_support import train_online
-        from trl import RLOOConfig as TRLRLOOConfig
-        from trl import RLOOTrainer
-
-        c = self.config
-        return train_online(ctx, c, self.name, RLOOTrainer, TRLRLOOConfig, normalize_advantages=c.normalize_advantages)
+    def trainer_options(self) -> dict:
+        return {"normalize_advantages": self.config.normalize_advantages}
 
 
 @hookimpl

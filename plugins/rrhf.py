@@ -27,10 +27,10 @@ at its default budget, gold r* at KL(π‖π_ref) in nats: lr 1e-5 … 1e-3 at k
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from harness_plugins.ppo import PromptSampler, anneal_lr, updates_in_budget
+from harness_plugins.ppo_config import AdamWConfig
 
 from harness.api import Policy, PolicyOptimizer, TrainContext, UsageError, help_field, hookimpl, parallel
 from harness.lm import best_of_groups, policy_logits, token_log_probs
@@ -60,15 +60,11 @@ def kl_regulariser(logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.T
 
 
 @dataclass
-class RRHFConfig:
+class RRHFConfig(AdamWConfig):  # AdamW's options: adam_eps, weight_decay, lr_decay, max_grad_norm
     k: int = help_field("responses sampled per prompt and ranked by the proxy RM (2..9)", 4)
     batch_size: int = help_field("episodes (responses) per update; a multiple of --k", 64)
     num_epochs: int = help_field("full-batch AdamW steps on each update's responses", 4)
     lr: float = help_field("AdamW learning rate (tuned with --kl-coef on the embedded sentiment benchmark, see the docstring)", 1e-3)
-    adam_eps: float = help_field("AdamW epsilon", 1e-5)
-    weight_decay: float = help_field("AdamW weight decay", 0.0)
-    lr_decay: bool = help_field("anneal the learning rate linearly to 0 over the updates", True)
-    max_grad_norm: Optional[float] = help_field("clip the gradient norm to this (none: no clipping)", 1.0)
     sft_coef: float = help_field("weight of the SFT term on each group's best response", 1.0)
     kl_coef: float = help_field("weight of the exact per-token KL to π_ref (0, --no-kl: none)", 0.2, aliases={"no_kl": 0.0})
 

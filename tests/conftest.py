@@ -94,7 +94,7 @@ def make_spec(
     seed: int = 0,
 ):
     """A run spec without plugins (store and leaderboard tests)."""
-    from harness.running.spec import Component, RunSpec
+    from harness.specs import Component, RunSpec
 
     return RunSpec(
         benchmark=Component(benchmark, bench_config if bench_config is not None else {"n_prompts": 8}, version=version),

@@ -26,7 +26,7 @@ import pytest
 
 from harness.cli import main
 from harness.pipeline.cache import StageCache
-from harness.results.store import Store
+from harness.store import Store
 from tests.conftest import TINY_FLAGS, make_spec
 
 RUN_IDS = {("ppo", 0): "ppo000000000", ("ppo", 1): "ppo100000000", ("ppo", 2): "ppo200000000",

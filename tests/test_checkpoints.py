@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.results.store import Store
-from harness.results.trajectories import trajectory_frame
+from harness.analysis.trajectories import trajectory_frame
 from harness.running.checkpoints import best_of_n_kl, curve_ns, expected_best_of
+from harness.store import Store
 from tests.test_runner import run, runs
 
 

@@ -50,7 +50,7 @@ STORE = "<an empty store>"
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(argv, expected, capsys, tmp_path):
-    from harness.results.store import Store
+    from harness.store import Store
 
     Store(tmp_path / "s.sqlite").close()
     argv = [str(tmp_path / "s.sqlite") if a == STORE else a for a in argv]
@@ -69,7 +69,7 @@ def test_unknown_command():
 
 
 def test_show_unknown_run(tmp_path, capsys):
-    from harness.results.store import Store
+    from harness.store import Store
 
     Store(tmp_path / "s.sqlite").close()
     assert main(["show", "abc", "--store", str(tmp_path / "s.sqlite")]) == 2
@@ -79,7 +79,8 @@ def test_show_unknown_run(tmp_path, capsys):
 def test_flags_are_never_abbreviated():
     from harness.cli import parse_run
 
-    _, (spec,), _ = parse_run(["--algo", "rm-ranking", "--reward", "score", "--no-kl"])
+    _, (plan,), _ = parse_run(["--algo", "rm-ranking", "--reward", "score", "--no-kl"])
+    spec = plan.spec
     assert spec.reward_model.name == "pairwise"  # "--reward" is rm-ranking's flag, not --reward-model
     assert spec.algorithm.config["reward"] == "score" and spec.algorithm.config["kl_coef"] == 0.0
     assert spec.algorithm.name == "rm-ranking"  # a variant keeps its name with β = 0
@@ -91,7 +92,7 @@ def test_the_kl_ablation_has_one_spelling():
 
     keys = set()
     for argv in (["--algo", "ppo", "--no-kl"], ["--algo", "ppo", "--kl-coef", "0"], ["--algo", "ppo-nokl"]):
-        _, (spec,), _ = parse_run(argv)
+        spec = parse_run(argv)[1][0].spec
         assert spec.algorithm.name == "ppo-nokl" and spec.algorithm.config["kl_coef"] == 0.0
         keys.add(spec.key)
     assert len(keys) == 1  # one experiment, one row
@@ -103,7 +104,7 @@ def test_one_experiment_has_one_spec_however_it_is_spelt():
     from harness.cli import parse_run
 
     def key(*argv):
-        return parse_run(["--algo", "sft", *argv])[1][0].key
+        return parse_run(["--algo", "sft", *argv])[1][0].spec.key
 
     assert key("--budget", "256") == key("--benchmark-set", "default_budget=256")
     assert key("--reward-model", "ranking") == key("--reward-model", "ranking", "--rm-k", "4", "--rm-annotation-budget", "4000")

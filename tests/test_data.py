@@ -25,7 +25,7 @@ from harness.data import (
     load_sft,
     render_prompt,
 )
-from harness.data.cli import add_data_command, cmd_data, data_command
+from harness.cli.data import add_data_command, cmd_data, data_command
 from harness.data.conversation import split_final_replies
 from harness.data.errors import Skip
 from harness.errors import UsageError

@@ -19,9 +19,8 @@ import torch
 
 from harness import parallel
 from harness.cli import main
-from harness.results.store import Store
 from harness.running import distributed
-
+from harness.store import Store
 from tests.conftest import TINY_FLAGS
 
 RUN = ["run", "--algo", "ppo", "--seeds", "0", "--budget", "256", "--quiet", *TINY_FLAGS]

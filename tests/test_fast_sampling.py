@@ -19,7 +19,7 @@ from harness.lm import LMShape, fast_gpt2, gpt2_config, sample_rollout, sampling
 from harness.rollout import Rollout
 from harness.running.checkpoints import best_of_n_curve, measure
 from harness.running.evaluation import evaluate
-from harness.running.spec import EvaluationSettings
+from harness.specs import EvaluationSettings
 
 TOKENIZER = build_tokenizer()
 SETTINGS = GenerationSettings(max_new_tokens=3, temperature=0.7)

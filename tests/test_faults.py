@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.results.store import Store
+from harness.store import Store
 from tests.conftest import TINY_FLAGS
 
 
@@ -241,9 +241,9 @@ def test_a_running_run_beats_and_a_silent_one_on_another_host_is_interrupted(tmp
     heartbeat went quiet is marked interrupted by the next command (its pid cannot be checked)."""
     import sqlite3
 
-    import harness.running.heartbeat as heartbeat
-    from harness.results.store import STALE_AFTER_S
-    from harness.running.heartbeat import Heartbeat
+    import harness.store.heartbeat as heartbeat
+    from harness.store import STALE_AFTER_S
+    from harness.store.heartbeat import Heartbeat
     from tests.conftest import make_spec
 
     store_path = tmp_path / "store.sqlite"

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.analysis.fits import FitRefused, fit_best_of_n, fit_rl, fit_table
 from harness.errors import UsageError
-from harness.results.fits import FitRefused, fit_best_of_n, fit_rl, fit_table, render_fit_table
+from harness.reports.fit_table import render_fit_table
 
 RL = (0.6, 0.3)  # d* = e, KL* = e²
 BON = (1.0, 0.25)  # d* = 2, KL* = 4

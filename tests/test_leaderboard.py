@@ -13,16 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.analysis.columns import KEY_COLUMNS
+from harness.analysis.leaderboard import build_leaderboard
 from harness.api import UsageError
-from harness.results.leaderboard import (
-    EMPTY_MESSAGE,
-    FORMATS,
-    KEY_COLUMNS,
-    build_leaderboard,
-    render,
-    write_leaderboard,
-)
-from harness.results.store import Store
+from harness.reports.leaderboard import EMPTY_MESSAGE, FORMATS, render, write_leaderboard
+from harness.store import Store
 from tests.conftest import make_spec
 
 # Student's t quantile with 2 dof in closed form: t_p = (2p - 1) * sqrt(2 / (4p(1 - p))).
@@ -227,7 +222,7 @@ def test_write_leaderboard(store: Store, tmp_path: Path):
 
 
 def test_samples_are_labelled_like_rows_and_escaped(tmp_path: Path):
-    from harness.results.reports import samples_markdown
+    from harness.reports.markdown import samples_markdown
 
     with Store(tmp_path / "store.sqlite") as store:
         for fields in ({}, {"reward_model": "gold", "rm_config": {"normalise": True}, "oracle": True},

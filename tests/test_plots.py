@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.results import plots
-from harness.results.store import Store
+from harness.reports import plots
+from harness.store import Store
 from tests.conftest import make_spec
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -29,7 +29,7 @@ BEST_OF_N = tuple(2**k for k in range(7))
 
 def make_trajectories(benchmark: str = "sentiment", seeds=(0, 1, 2), configs=None, *, gold: bool = True,
                       episodes=EPISODES, run_ids: dict | None = None) -> pd.DataFrame:  # fmt: skip
-    """A trajectory frame with exactly the columns of ``harness.results.trajectories.trajectory_frame``:
+    """A trajectory frame with exactly the columns of ``harness.analysis.trajectories.trajectory_frame``:
     RL configurations along training (episode 0 = π_sft, KL 0), best-of-n over n = 1 … 64 with
     the analytic KL, and ``sft`` (one point at d = 0). Gold follows Gao et al.'s forms, the proxy
     rises with d; seeds differ by a small offset. ``run_ids``: (config, seed) → run id."""

@@ -42,7 +42,11 @@ def test_builtins_come_through_the_entry_point_group():
     assert {"pairwise", "ranking", "gold"} <= set(host.reward_models.names())
     assert host.reward_models.get("gold").plugin == "rlhf-harness:gold_oracle"  # the harness's own, not a plugin's
     assert {"ppo", "ppo-nokl", "rm-ranking", "rrhf"} <= set(host.algorithms.names())
-    assert host.commands.names() == ["bench ppo"] and host.commands.entries()[0].plugin == "rlhf-harness:ppo"
+    # the core's own commands come through the same hook, from the entry point core_commands (datasette's pattern)
+    core = {c.name: c.plugin for c in host.commands.entries() if host.commands.is_core(c.name)}
+    assert {"run", "list", "leaderboard", "sweep", "data", "cache"} <= set(core)
+    assert set(core.values()) == {"rlhf-harness:core_commands"}
+    assert [(c.name, c.plugin) for c in host.commands.entries() if not host.commands.is_core(c.name)] == [("bench ppo", "rlhf-harness:ppo")]
     assert "sentiment" in host.benchmarks.names()
     assert {"gold", "proxy", "kl", "win-rate", "diversity", "length"} <= set(host.evaluators.names())
 
@@ -129,7 +133,7 @@ def test_readme_plugin_installed_by_entry_point_lists_and_runs(tmp_path, monkeyp
     args = ["run", "--algo", "reinforce", "--budget", "64", "--batch-size", "32", "--store", str(store),
             "--results-dir", str(tmp_path / "results"), "--quiet"] + TINY_FLAGS
     assert main(args) == 0
-    from harness.results.store import Store
+    from harness.store import Store
 
     with Store(store) as s:
         (run,) = s.list_runs()

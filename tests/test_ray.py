@@ -16,8 +16,8 @@ from conftest import TINY_SENTIMENT
 from harness.cli import main
 from harness.errors import UsageError
 from harness.plugin_manager import load_plugins
-from harness.results.store import Store
 from harness.running.sweep import Cell, load_sweep
+from harness.store import Store
 
 BENCH = ", ".join(item.replace("=", ": ") for item in TINY_SENTIMENT if not item.startswith("default_budget="))
 #: evaluation settings for runs whose numbers nobody reads

@@ -22,7 +22,7 @@ from transformers import (
 )
 
 from harness.cli import main
-from harness.results.store import Store
+from harness.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "e2e"
 SFT_DATA, PAIRS = FIXTURES / "alpaca_small.json", FIXTURES / "hh_small.jsonl"

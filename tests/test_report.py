@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.results import html_report, plots
-from harness.results.store import Store
+from harness.reports import html_report, plots
+from harness.store import Store
 from tests.conftest import make_spec
 from tests.test_plots import RL_CONFIGS, make_trajectories
 
@@ -378,7 +378,7 @@ def test_report_of_an_empty_store_exits_2(tmp_path: Path, capsys):
 
 def test_report_with_the_store_s_own_trajectories(tmp_path: Path):
     """The real checkpoint reader on checkpoints stored as the runner stores them."""
-    pytest.importorskip("harness.results.trajectories", reason="the trajectory reader is not in this checkout yet")
+    pytest.importorskip("harness.analysis.trajectories", reason="the trajectory reader is not in this checkout yet")
     path, _ = build_store(tmp_path / "store.sqlite")
     text = write_page(path, tmp_path / "report.html").read_text()
     dom = parse(text)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.results.store import Store
+from harness.store import Store
 from tests.conftest import TINY_FLAGS
 
 
@@ -75,7 +75,7 @@ def test_a_reward_model_setting_is_a_different_row(tmp_path, tiny_proxy, capsys)
 
 def test_another_code_version_is_flagged_never_pooled_silently(tmp_path, tiny_proxy, capsys, monkeypatch):
     assert run(tmp_path, "--algo", "sft", "--seeds", "0", "1") == 0
-    monkeypatch.setattr("harness.running.spec.harness_code_version", lambda: "0123456789ab+dirty.feedbeef")
+    monkeypatch.setattr("harness.specs.resolution.harness_code_version", lambda: "0123456789ab+dirty.feedbeef")
     assert run(tmp_path, "--algo", "sft", "--seeds", "0") == 0  # seed 0 again: a new code version is a new (key, seed)
     assert len(runs(tmp_path)) == 3
     latest = leaderboard(tmp_path, capsys)
@@ -409,9 +409,9 @@ def test_a_results_dir_that_cannot_be_written_is_refused_before_any_work(tmp_pat
 
 def test_a_run_folder_that_cannot_be_written_fails_the_run_not_the_store(tmp_path, tiny_proxy, monkeypatch):
     """The folder went away between the CLI's check and the run (a full disk, another process)."""
-    import harness.cli
+    import harness.cli.flags
 
-    monkeypatch.setattr(harness.cli, "writable_folder", lambda path, flag: Path(path))
+    monkeypatch.setattr(harness.cli.flags, "writable_folder", lambda path, flag: Path(path))
     (tmp_path / "results").write_text("a file where the results folder should be")
     assert run(tmp_path, "--algo", "sft") == 1
     (r,) = runs(tmp_path)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from harness.results import significance as sig
-from harness.results.leaderboard import confidence_interval
+from harness.analysis import significance as sig
+from harness.analysis.intervals import confidence_interval
 
 T_975_2DOF = 0.95 * math.sqrt(2 / (4 * 0.975 * 0.025))  # Student's t quantile, 2 dof, closed form
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from harness.api import UsageError
-from harness.results.store import LEGACY_PREFIX, RUN_FRAME_COLUMNS, Store
+from harness.store import LEGACY_PREFIX, RUN_FRAME_COLUMNS, Store
 from tests.conftest import make_spec
 
 MANIFEST = {"packages": {"torch": "2.13"}}
@@ -245,7 +245,7 @@ def test_concurrent_processes_lose_no_row(tmp_path: Path):
 def _claimer(path: str, results, start, release) -> None:
     import time
 
-    import harness.results.store as store_module
+    import harness.store.leases as store_module
 
     insert = store_module._insert
 
@@ -343,7 +343,7 @@ def test_a_schema_1_store_is_migrated_without_losing_a_row(tmp_path: Path):
         assert runs["old0"].spec_key == runs["old1"].spec_key != runs["old2"].spec_key  # the budget is in the key
         assert runs["old0"].spec_key.startswith(LEGACY_PREFIX) and runs["old0"].code_version == "legacy abcdef123456"
         assert runs["old2"].spec.budget == 128 and runs["old0"].algo_config == {"kl": True}
-        from harness.results.leaderboard import build_leaderboard
+        from harness.analysis.leaderboard import build_leaderboard
 
         board = build_leaderboard(store.metrics_frame())  # legacy rows: their stored keys, no made-up costs
         assert set(board["key"]) == {runs["old0"].experiment_key, runs["old2"].experiment_key}

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from harness.api import UsageError
 from harness.errors import FaultError
-from harness.results.store import SCHEMA_VERSION, STALE_AFTER_S, Store, is_url
+from harness.store import SCHEMA_VERSION, STALE_AFTER_S, Store, is_url
 from tests.conftest import make_spec
 
 POSTGRES_URL = os.environ.get("HARNESS_TEST_POSTGRES_URL")
@@ -306,9 +306,9 @@ def test_a_schema_2_store_gains_heartbeats_without_losing_a_row(tmp_path: Path):
 
 WRITER = """
 import json, os, sys, time
-import harness.results.store as store_module
-from harness.results.store import Store
-from harness.running.spec import RunSpec
+import harness.store.leases as store_module
+from harness.store import Store
+from harness.specs import RunSpec
 
 location, worker, shared, go = sys.argv[1], int(sys.argv[2]), RunSpec.from_dict(json.loads(sys.argv[3])), sys.argv[4]
 runs, batches, steps, samples = (int(n) for n in sys.argv[5:9])
@@ -382,9 +382,9 @@ def test_two_processes_at_once_lose_nothing_and_claim_a_key_once(location: str, 
 
 DOOMED = """
 import os, signal, sys
-import harness.results.store as store_module
-from harness.results.store import Store
-from harness.running.spec import RunSpec
+import harness.store.writing as store_module
+from harness.store import Store
+from harness.specs import RunSpec
 import json
 
 location, spec, die_in = sys.argv[1], RunSpec.from_dict(json.loads(sys.argv[2])), int(sys.argv[3])

@@ -19,10 +19,10 @@ from conftest import make_spec
 from harness.cli import main
 from harness.pipeline.cache import STAGES, StageCache, StageEvent, stage_info
 from harness.plugin_manager import load_plugins
-from harness.results.store import Store
 from harness.running.executors import run_payload, store_payload
 from harness.running.runner import PHASES, RunResult, Workspace, run_times
 from harness.running.sweep import SweepOutcome, load_sweep, run_sweep, time_summary
+from harness.store import Store
 
 #: the arithmetic benchmark at test size: every stage builds in well under a second
 ARITHMETIC = ("{max_operand: 9, corpus_size: 500, sft_size: 200, preference_prompts: 64, preference_eval_prompts: 16, "

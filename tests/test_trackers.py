@@ -399,7 +399,7 @@ def test_the_flag_sets_the_variable(tmp_path, capsys, monkeypatch):
 
 
 def test_harness_run_report_to_tensorboard_and_wandb_end_to_end(tmp_path, cache_dir, capsys):
-    from harness.results.store import Store
+    from harness.store import Store
 
     store = tmp_path / "s.sqlite"
     argv = ["run", "--algo", "ppo", "--budget", "64", "--report-to", "tensorboard,wandb", "--store", str(store),

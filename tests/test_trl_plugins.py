@@ -24,8 +24,8 @@ from harness.api import Budget, PreferenceData, PreferenceRequest, UsageError
 from harness.cli import main
 from harness.lm import rollout_from_texts, sample_rollout
 from harness.pipeline.annotator import annotated_preferences
-from harness.results.store import Store
 from harness.running.reward_fit import CountingRewardModel
+from harness.store import Store
 from tests.conftest import TINY_FLAGS, make_train_context, proxy_gain
 
 ONLINE = {"grpo": (GRPO, GRPOConfig), "rloo": (RLOO, RLOOConfig)}

@@ -105,6 +105,33 @@ def _csv_text_features(path: Path):
     return datasets.Features({name: datasets.Value("string") for name in header})
 
 
+def check_utf8(path: Path, label: str, chunk_bytes: int = 1 << 20) -> None:
+    """A :class:`DataError` naming the line and byte offset of the first byte of ``path`` (a
+    JSON or CSV file, decompressed as its name says) that is not UTF-8. Arrow reads such bytes
+    without a word and fails only when a row is taken out; one streaming pass finds them first."""
+    import fsspec
+
+    offset, line, carry = 0, 1, b""
+    with fsspec.open(str(path), "rb", compression="infer") as file:
+        while True:
+            chunk = file.read(chunk_bytes)
+            data = carry + chunk
+            try:
+                data.decode("utf-8")
+                good, carry = data, b""
+            except UnicodeDecodeError as exc:
+                cut_short = exc.reason == "unexpected end of data" and chunk  # a character split across chunks
+                if not cut_short:
+                    line += data[: exc.start].count(b"\n")
+                    raise DataError(f"{label}: line {line}, byte offset {offset + exc.start}: byte 0x{data[exc.start]:02x} is not "
+                                    "UTF-8 (save the file as UTF-8)") from None  # fmt: skip
+                good, carry = data[: exc.start], data[exc.start :]
+            line += good.count(b"\n")
+            offset += len(good)
+            if not chunk:
+                return
+
+
 def _reading_error(source: str, path: Path, builder: str | None, exc: Exception) -> DataError:
     if not path.exists():  # the Hub's own outer message says why best ("Couldn't reach 'x' on the Hub (OfflineModeIsEnabled)")
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else _root_cause(exc)
@@ -125,6 +152,8 @@ def open_source(source: str, split: str = "train") -> tuple[datasets.Dataset, st
         raise DataError(f"{source}: the file is empty (no records)")
     builder = _builder(path) if path.is_file() else None
     label = source if path.exists() else f"{source} (split {split})"
+    if builder in ("json", "csv"):
+        check_utf8(path, label)
     with _quiet_datasets():
         try:
             if builder:

@@ -35,6 +35,7 @@ Building the embedded benchmarks' models
     :func:`new_lm`, :func:`train_causal_lm`, :func:`mean_token_log_likelihood`
 """
 
+from harness.api.toolkit import LMToolkit, install_toolkit
 from harness.lm.build import (
     EOS,
     PAD,
@@ -80,12 +81,12 @@ from harness.lm.reward_heads import (
     items_rollout,
     plackett_luce_loss,
 )
+from harness.lm.rollouts import sample_rollout
 from harness.lm.sampling import (
     encode_prompts,
     response_log_probs,
     response_logits,
     rollout_from_texts,
-    sample_rollout,
     sequence_inputs,
     token_log_probs,
 )
@@ -99,3 +100,8 @@ __all__ = [
     "response_nll", "rollout_from_texts", "sample_batch", "sample_rollout", "sequence_inputs", "StackedWeights", "token_log_probs",
     "token_values", "train_causal_lm", "train_tokenizer",
 ]  # fmt: skip
+
+# The contract's default methods (Policy.sample, TrainContext.sample/log_probs/nll,
+# PreferenceData.rollout) call these: harness.api defines their shape, this toolkit provides them.
+install_toolkit(LMToolkit(sample_batch=sample_batch, sample_rollout=sample_rollout, model_log_probs=model_log_probs,
+                          response_log_probs=response_log_probs, response_nll=response_nll, items_rollout=items_rollout))

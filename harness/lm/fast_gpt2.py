@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
+from harness.api.budget import charge_samples
 from harness.lm.precision import compute_dtype
 from harness.lm.sampling import encode_prompts, sample_responses, sequence_inputs, token_log_probs
 from harness.rollout import Rollout
@@ -307,6 +308,7 @@ def gpt2_sample(
     """harness.lm.sampling.sample_responses for a plain GPT-2 (same conventions, the same draws
     from ``generator``) with a preallocated KV cache. With ``stop_at_eos=False`` every row gets
     exactly ``max_new_tokens`` tokens and EOS is an ordinary token."""
+    charge_samples(query_ids.size(0), "harness.lm's GPT-2 sampler")  # a metered run's budget (harness.api.budget)
     transformer, config = model.transformer, model.config
     generator = device_generator(generator, query_ids.device)
     batch, n_query = query_ids.shape

@@ -10,6 +10,7 @@ import torch
 from transformers import PreTrainedModel
 
 from harness.api import FittedRewardModel, PreferenceData, PreferenceItem
+from harness.api.budget import count_scores
 from harness.lm.pretrained import load_pretrained_tokenizer, load_sequence_classifier
 from harness.lm.sampling import rollout_from_texts, sequence_inputs
 from harness.rollout import Rollout
@@ -20,6 +21,7 @@ def classifier_scores(model, rollout: Rollout) -> torch.Tensor:
     queries are left-padded and responses right-padded, so that token sits at column
     ``Tq + length − 1``. Differentiable (used for fitting); ``[B]``. Any transformers sequence
     classifier: its backbone (``base_model``) with explicit position ids, then its ``score``."""
+    count_scores(model, rollout.query_ids.size(0))  # the proxy's network in a metered run: RM queries (harness.api.budget)
     input_ids, attention, positions = sequence_inputs(rollout)
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention, position_ids=positions).last_hidden_state
     last = rollout.query_ids.size(1) + rollout.lengths - 1

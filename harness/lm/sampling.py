@@ -16,6 +16,7 @@ import inspect
 import torch
 from transformers import GPT2LMHeadModel
 
+from harness.api.budget import charge_samples
 from harness.rollout import GenerationSettings, Rollout
 
 
@@ -55,6 +56,7 @@ def sample_responses(
     Returns right-padded response ids ``[B, T]`` (T ≤ max_new_tokens: sampling stops early
     once every row has emitted EOS).
     """
+    charge_samples(query_ids.size(0), "harness.lm's sampler")  # a metered run's budget (harness.api.budget)
     batch = query_ids.size(0)
     input_ids, attention, positions = _model_inputs(query_ids, query_mask, pad_id, eos_id)
     out = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True)
@@ -82,56 +84,6 @@ def sample_responses(
         past, logits = _cache_of(out), out.logits[:, -1]
         next_position = next_position + 1
     return torch.stack(tokens, dim=1)
-
-
-def sample_rollout(
-    model,
-    tokenizer,
-    prompts: list[str],
-    settings: GenerationSettings,
-    generator: torch.Generator | None = None,
-    batch_size: int = 512,
-    desc: str | None = None,
-    fast: bool = True,
-) -> Rollout:
-    """Sample one response per prompt (repeat a prompt in ``prompts`` for several), in chunks of
-    ``batch_size``; with ``desc``, a progress bar over the prompts.
-
-    A plain GPT-2 goes through :func:`harness.lm.fast_gpt2.gpt2_sample`: the same conventions
-    and the same draws from ``generator``, without transformers' per-token overhead
-    (tests/test_fast_sampling.py checks both). ``fast=False`` forces :func:`sample_responses`
-    for any model: the pipeline's cached stages sample so, and their artifacts keep their bytes."""
-    from harness.lm.fast_gpt2 import gpt2_sample, is_plain_gpt2  # fast_gpt2 imports this module
-    from harness.progress import bar
-
-    device = next(model.parameters()).device
-    query_ids, query_mask = encode_prompts(tokenizer, prompts, device)
-    was_training = model.training
-    model.eval()
-    sampler = gpt2_sample if fast and is_plain_gpt2(model) else sample_responses
-    chunks = []
-    progress = bar(len(prompts), desc or "", disable=desc is None, unit="sample")
-    for start in range(0, len(prompts), batch_size):
-        chunk = slice(start, start + batch_size)
-        chunks.append(
-            sampler(
-                model,
-                query_ids[chunk],
-                query_mask[chunk],
-                settings,
-                tokenizer.eos_token_id,
-                tokenizer.pad_token_id,
-                generator,
-            )
-        )
-        progress.update(min(batch_size, len(prompts) - start))
-    progress.close()
-    model.train(was_training)
-    width = max(c.size(1) for c in chunks)
-    responses = torch.cat(
-        [torch.nn.functional.pad(c, (0, width - c.size(1)), value=tokenizer.pad_token_id) for c in chunks]
-    )
-    return Rollout(prompts=list(prompts), query_ids=query_ids, query_mask=query_mask, response_ids=responses, tokenizer=tokenizer)
 
 
 def rollout_from_texts(tokenizer, prompts: list[str], responses: list[str], ended: bool | list[bool] = True, device="cpu") -> Rollout:

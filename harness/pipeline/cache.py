@@ -27,22 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
+from harness.fingerprint import source_fingerprint  # noqa: F401  (the stage keys' digest of local sources)
+from harness.processes import pid_alive
+
 CACHE_ENV = "HARNESS_CACHE_DIR"
 DONE = "stage.json"
 #: every stage the pipeline caches, in build order
 STAGES = ("data", "base_lm", "sft", "judge", "preferences", "reward_model")
-
-
-def source_fingerprint(source: str) -> str:
-    """What identifies a model or data source for a cache key: for a local file or folder, the
-    name, size and modification time of every file in it (an edited file rebuilds what depends
-    on it, without hashing gigabytes); for anything else (a hub id), the id itself."""
-    path = Path(source).expanduser()
-    if not path.exists():
-        return source
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    stats = [(str(f.relative_to(path)) if f != path else f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
 
 
 def default_cache_dir() -> Path:
@@ -128,7 +119,7 @@ class StageCache:
         for tmp in sorted(self.root.glob("*/.*-*")) if self.root.exists() else []:
             parts = tmp.name.split("-")
             pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
-            if tmp.is_dir() and not (pid is not None and _pid_alive(pid)):
+            if tmp.is_dir() and not (pid is not None and pid_alive(pid)):
                 out.append(tmp)
         return out
 
@@ -184,13 +175,3 @@ def _checksums(folder: Path) -> dict[str, tuple[int, str]]:
                 digest.update(block)
         out[str(path.relative_to(folder))] = (path.stat().st_size, digest.hexdigest())
     return out
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -42,7 +42,7 @@ from harness.lm import (
     train_tokenizer,
 )
 from harness.pipeline.cache import DONE, StageCache, source_fingerprint
-from harness.pipeline.config import BenchmarkConfig, judge_heads
+from harness.benchmark_config import BenchmarkConfig, judge_heads
 from harness.pipeline.judge import Judge
 from harness.rollout import GenerationSettings
 

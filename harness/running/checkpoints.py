@@ -16,6 +16,8 @@ samples (no re-sampling): with the samples sorted by r̂ ascending, the best of 
 random n-subset is the i-th with probability C(i−1, n−1) / C(N, n). Its KL to π_sft is
 log n − (n−1)/n: exact when the n samples never repeat, an upper bound otherwise (Beirami et al.
 2024, "Theoretical guarantees on the best-of-n alignment policy").
+
+Layer: running. Imports harness.api, the specs and :mod:`harness.running.evaluation`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from safetensors.torch import load_file, save_file
 
 from harness.api import Budget, FittedRewardModel, GenerationSettings, Policy, Rollout
 from harness.running.evaluation import EVAL_SEED_OFFSET
-from harness.running.spec import EvaluationSettings
+from harness.specs import EvaluationSettings
 
 #: checkpoint draws: seeds apart from training and final evaluation
 CHECKPOINT_SEED_OFFSET = 3 * EVAL_SEED_OFFSET

@@ -19,6 +19,13 @@ one of them returns its input untouched, so a single-process run computes exactl
 before. TRL's trainers (``dpo``, ``grpo``, ``rloo``) join the same process group through their
 ``Accelerator`` (DDP, sharded data loaders, gathered metrics) with per-device batches of
 ``batch / N``. ``sft`` and ``best-of-n`` train nothing: the other ranks return at once.
+
+Each process parses its own command line, so each resolves the run's plugins once on its side
+(:class:`~harness.specs.RunPlan`).
+
+Layer: running. Imports the ground floor, the specs and :mod:`harness.running.runner` (rank 0
+runs it, passing :data:`RANK0` as its ``ranks``) and :mod:`harness.running.training`; the
+runner never imports this module.
 """
 
 from __future__ import annotations
@@ -33,8 +40,13 @@ from pathlib import Path
 import torch
 
 from harness import parallel
+from harness.api import Budget
 from harness.errors import FaultError, NonFiniteError, UsageError
 from harness.parallel import DataParallel
+from harness.running.runner import RunResult
+from harness.running.runner import run as run_one
+from harness.running.training import check_finite, seed_everything, training_context
+from harness.specs import RunPlan, RunSpec, as_plan, spec_of
 
 WORLD_ENV = "WORLD_SIZE"
 
@@ -63,13 +75,15 @@ def data_parallel_algorithms(host) -> list[str]:
     return [e.name for e in host.algorithms.entries() if e.cls.data_parallel]
 
 
-def check_algorithm(host, specs, n: int) -> None:
-    """A :class:`UsageError` unless every spec's algorithm trains data-parallel on ``n`` processes."""
+def check_algorithm(host, specs: list[RunSpec | RunPlan], n: int) -> None:
+    """A :class:`UsageError` unless every spec's algorithm trains data-parallel on ``n`` processes
+    (plans as resolved; a bare spec is resolved here)."""
     able = data_parallel_algorithms(host)
     for spec in specs:
-        algorithm = spec.instantiate(host)[1]
+        plan = as_plan(host, spec)
+        algorithm = plan.build_algorithm()
         if not algorithm.data_parallel:
-            raise UsageError(f"--num-processes {n}: {spec.algorithm.name} does not train data-parallel yet; "
+            raise UsageError(f"--num-processes {n}: {plan.spec.algorithm.name} does not train data-parallel yet; "
                              f"these do: {', '.join(able) or 'none'}")  # fmt: skip
         algorithm.check_data_parallel(n)
 
@@ -159,17 +173,30 @@ def manifest_fields() -> dict[str, int]:
     return {"num_processes": state().world_size}
 
 
-def run(spec, workspace):
+class Rank0:
+    """Rank 0's ``ranks`` for :func:`harness.running.runner.run` (see its ``OneProcess``): the
+    manifest records the number of processes, and the claim sends the other ranks training."""
+
+    def manifest_fields(self) -> dict[str, int]:
+        return manifest_fields()
+
+    def announce_start(self) -> None:
+        announce_start()
+
+
+RANK0 = Rank0()
+
+
+def run(spec: RunSpec | RunPlan, workspace):
     """:func:`harness.running.runner.run` on every rank: the full run on rank 0, training only on
     the others. A data-parallel run that does not finish stops the whole job (the other ranks
     cannot tell where rank 0 left their collectives)."""
     global _started
-    from harness.running.runner import run as run_one
 
     if not state().is_main:
         return _train_only(spec, workspace)
     _started = False
-    result = run_one(spec, workspace)
+    result = run_one(spec, workspace, ranks=RANK0)
     if not _started:  # skipped (finished already, running elsewhere) or failed before training
         _broadcast_object(False)
     elif result.status != "finished":
@@ -181,22 +208,21 @@ def run(spec, workspace):
     return result
 
 
-def _train_only(spec, workspace):
+def _train_only(spec: RunSpec | RunPlan, workspace):
     """A rank other than 0: the training context exactly as the runner builds it, then ``train``.
     Nothing is stored and no file is written."""
-    from harness.api import Budget
-    from harness.running.runner import RunResult, _check_finite, seed_everything, training_context
-
     if not _broadcast_object(None):
-        return RunResult(spec, None, "", "skipped")
-    benchmark, algorithm, rm = spec.instantiate(workspace.host)
+        return RunResult(spec_of(spec), None, "", "skipped")
+    plan = as_plan(workspace.host, spec)
+    spec = plan.spec
+    benchmark, algorithm, rm = plan.build()
     prepared = workspace.prepared(benchmark, spec)  # after rank 0's: read from the stage cache
     proxy = workspace.proxy(rm, spec, prepared).fitted
     budget = Budget(spec.budget)
     seed_everything(spec.seed)
     # the logged scalars are the mean over ranks, the same on every rank: each rank checks them as rank 0's
     # runner does, so a NaN there stops every rank at the same step
-    ctx, _ = training_context(spec, workspace, algorithm, prepared, proxy, budget, log=_check_finite, quiet=True,
+    ctx, _ = training_context(spec, workspace, algorithm, prepared, proxy, budget, log=check_finite, quiet=True,
                               run_dir=Path(workspace.results_dir) / "runs" / f".rank{state().rank}")  # never written
     try:
         algorithm.train(ctx)

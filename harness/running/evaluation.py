@@ -1,5 +1,8 @@
 """Evaluation of a trained policy: samples of π and of π_sft on the held-out prompts, with the
-benchmark's decoding settings and seeds derived from the run's, then every registered evaluator."""
+benchmark's decoding settings and seeds derived from the run's, then every registered evaluator.
+
+Layer: running. Imports harness.api, the pipeline's prepared benchmark and the specs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import torch
 
 from harness.api import EvalBatch, FittedRewardModel, Policy
 from harness.pipeline.stages import PreparedBenchmark
-from harness.running.spec import EvaluationSettings
+from harness.specs import EvaluationSettings
 
 #: evaluation draws with seeds far from any training seed
 EVAL_SEED_OFFSET = 1_000_003

@@ -24,6 +24,12 @@ How the work is divided, and why:
   is Ray's: starting, importing in each worker, waiting for a free slot.
 - **A worker that dies** (killed, out of memory, a lost node) is retried by Ray up to
   ``--max-retries`` times; then the run is stored ``failed`` with the reason and the sweep goes on.
+- **Resolution.** The driver runs the sweep file's plans (:class:`~harness.specs.RunPlan`: their
+  plugins looked up once); a spec crosses to a worker as a plain dict and the worker resolves it
+  once on its side (:func:`harness.specs.resolve`).
+
+Layer: running. Imports the pipeline's stage cache, the plugin manager, the specs and the
+:mod:`harness.running` modules below it (runner, sweep, sweep_file, reward_fit).
 """
 
 from __future__ import annotations
@@ -41,9 +47,12 @@ from harness.config import config_hash
 from harness.errors import UsageError
 from harness.pipeline.cache import StageCache
 from harness.plugin_manager import PLUGINS_ENV
+from harness.running.reward_fit import optimizer_preferences
 from harness.running.runner import RunResult, Workspace, run, run_name
-from harness.running.spec import RunSpec
-from harness.running.sweep import Cell, Sweep, SweepOutcome
+from harness.running.sweep import SweepOutcome
+from harness.running.sweep_file import Cell, Sweep
+from harness.specs import RunPlan, RunSpec, as_plan, resolve, spec_of
+from harness.specs.manifest import manifest
 
 #: Ray's own default for tasks
 DEFAULT_MAX_RETRIES = 3
@@ -92,7 +101,7 @@ def execute(spec_dict: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(job["threads"])  # the task's num_cpus: never more threads than cores granted
     host = _worker_host(tuple(job["plugins"]))
-    spec = RunSpec.from_dict(spec_dict)
+    plan = resolve(host, RunSpec.from_dict(spec_dict))  # once, on this side of the process boundary
     tap, tap_name = _CurveTap(), f"harness-ray-curve-{uuid.uuid4().hex}"
     host.pm.register(tap, name=tap_name)
     try:
@@ -100,7 +109,7 @@ def execute(spec_dict: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
             host, store=Path(tmp) / "run.sqlite", results_dir=job["results_dir"], cache=StageCache(job["cache"]),
             device=job["device"], quiet=True,
         ) as workspace:  # fmt: skip
-            result = run(spec, workspace)
+            result = run(plan, workspace)
             return run_payload(workspace.store, result, tap.points)
     finally:
         host.pm.unregister(name=tap_name)
@@ -160,8 +169,6 @@ def store_payload(store, spec: RunSpec, payload: dict[str, Any]) -> RunResult:
 def store_failure(store, spec: RunSpec, error: str, device) -> RunResult:
     """A run whose task returned nothing (its worker died after every retry): stored ``failed``
     with the reason, so that the sweep's record is complete and a re-run tries it again."""
-    from harness.running.manifest import manifest
-
     run_id, name = uuid.uuid4().hex[:12], run_name(spec)
     claim = store.claim_run(spec, run_id=run_id, name=name, manifest=manifest(device), run_dir=None)
     if not claim.claimed:
@@ -253,13 +260,12 @@ class RayExecutor:
             raise UsageError(f"--address {self.address}: cannot reach the Ray cluster ({exc}){hint}") from None
         return True
 
-    def _prepare(self, pending: list[tuple[Cell, RunSpec]], workspace: Workspace) -> None:
+    def _prepare(self, pending: list[tuple[Cell, RunPlan]], workspace: Workspace) -> None:
         """Every stage the pending runs need, built once here into the shared cache."""
-        from harness.running.reward_fit import optimizer_preferences
-
         seen: set[str] = set()
-        for _, spec in pending:
-            benchmark, algorithm, rm = spec.instantiate(workspace.host)
+        for _, plan in pending:
+            spec = plan.spec
+            benchmark, algorithm, rm = plan.build()
             prepared = workspace.prepared(benchmark, spec)
             workspace.proxy(rm, spec, prepared)
             key = config_hash(spec.benchmark.as_dict(), spec.algorithm.as_dict())
@@ -271,17 +277,18 @@ class RayExecutor:
         ray = import_ray()
         store, total, started = workspace.store, len(sweep.specs), time.time()
         results: list[RunResult] = []
-        pending: list[tuple[Cell, RunSpec]] = []
+        pending: list[tuple[Cell, RunPlan]] = []
         seen: set[tuple[str, int]] = set()
         for cell in sweep.cells:
-            for spec in cell.specs:
+            for item in cell.runs():
+                spec = spec_of(item)
                 if (done := store.finished_run(spec)) is not None:
                     results.append(RunResult(spec, done.run_id, done.name, "skipped", done.metrics, f"already finished as run {done.run_id}"))
                 elif (spec.key, spec.seed) in seen:
                     results.append(RunResult(spec, None, "", "skipped", {}, "the same run as an earlier entry of this sweep"))
                 else:
                     seen.add((spec.key, spec.seed))
-                    pending.append((cell, spec))
+                    pending.append((cell, as_plan(workspace.host, item)))
         if not pending:
             print("  nothing to run: every run is already in the store", file=out, flush=True)
             return SweepOutcome(results)
@@ -310,7 +317,8 @@ class RayExecutor:
                 "cache": str(workspace.cache.root.resolve())}  # fmt: skip
         task = ray.remote(execute)
         refs: dict[Any, tuple[Cell, RunSpec, dict[str, float]]] = {}
-        for (cell, spec), res in zip(pending, shapes):
+        for (cell, plan), res in zip(pending, shapes):
+            spec = plan.spec
             job = {**base, "device": self.worker_device(res), "threads": max(1, int(res["num_cpus"]))}
             ref = task.options(num_cpus=res["num_cpus"], num_gpus=res["num_gpus"], max_retries=self.max_retries, retry_exceptions=False,
                                runtime_env={"env_vars": env}, name=f"harness {spec.algorithm.name} seed {spec.seed}").remote(spec.to_dict(), job)  # fmt: skip

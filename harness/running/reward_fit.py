@@ -4,6 +4,9 @@ its held-out quality, measured here against gold — the RM plugin never sees go
 
 Also the gold oracle, ``--reward-model gold``: r* itself used as the reward an optimizer sees, an
 upper bound that tables mark as such. It is built here from the judge, not by plugin code.
+
+Layer: running. Imports harness.api, harness.config, harness.errors, the LM toolkit and the
+pipeline (annotator, cache, stages).
 """
 
 from __future__ import annotations

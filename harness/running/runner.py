@@ -1,19 +1,23 @@
-"""The one orchestrator: :func:`run` runs one :class:`~harness.running.spec.RunSpec` in a
-:class:`Workspace` — build (or load) the benchmark, fit (or load) the proxy reward model, train,
-evaluate on held-out prompts, store everything. ``harness run``, sweeps and tests all call it.
+"""The one orchestrator: :func:`run` runs one :class:`~harness.specs.RunSpec` (or its resolved
+:class:`~harness.specs.RunPlan`) in a :class:`Workspace` — build (or load) the benchmark, fit (or
+load) the proxy reward model, train, evaluate on held-out prompts, store everything. ``harness
+run``, sweeps and tests all call it.
 
 A (key, seed) already finished in the store is skipped, and so is one that another live process
 is running: a re-run, ``--seeds 7 7`` or two copies of one sweep never finish it twice.
 
 Where a run's time went (:data:`PHASES`, wall seconds) is kept in its ``run.json`` under
 ``time`` and in :attr:`RunResult.times`, beside the results: no metric, key or budget changes.
+
+Layer: running. Imports the store, the pipeline, the specs, the ground floor and the
+:mod:`harness.running` modules below it (workspace, training, evaluation, checkpoints and
+reward_fit through them) — never :mod:`harness.running.distributed`, which passes its own
+``ranks`` to :func:`run` instead.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import random
 import re
 import time
 import traceback
@@ -23,104 +27,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-from harness.api import Budget, Policy, RunInfo, TrainContext
-from harness.config import config_hash
-from harness.errors import NonFiniteError, Terminated, UsageError
-from harness.pipeline.cache import StageCache
-from harness.pipeline.stages import PreparedBenchmark, prepare
-from harness.results.store import Store, is_url
-from harness.running import distributed
-from harness.running.checkpoints import CHECKPOINT_SEED_OFFSET, CheckpointSchedule, best_of_n_curve, checkpoint_prompts, measure, measure_checkpoints
+from harness import parallel
+from harness.api import Budget, Policy, RunInfo
+from harness.errors import Terminated
+from harness.running.checkpoints import CheckpointSchedule
 from harness.running.evaluation import evaluate, stored_samples
-from harness.running.heartbeat import Heartbeat
-from harness.running.manifest import manifest
-from harness.running.reward_fit import CountingRewardModel, ProxyFit, fit_proxy, optimizer_preferences
-from harness.running.spec import RunSpec
-
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``; anything else, or a
-    CUDA device this machine does not have, is a :class:`UsageError`."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise UsageError(f"--device {name}: expected cpu, cuda, cuda:N or auto")
-    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
-        raise UsageError(f"--device {name}: no such CUDA device here ({torch.cuda.device_count()} found; use cpu or auto)")
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-class Workspace:
-    """Where runs happen and land: the loaded plugins, the store, the run folders, the stage
-    cache and the device. Built benchmarks and fitted reward models are kept in memory across
-    the runs it hosts (a sweep builds each once)."""
-
-    def __init__(self, host, *, store: Path | str, results_dir: Path | str = "results", cache: StageCache | None = None,
-                 device: str = "auto", quiet: bool = False):  # fmt: skip
-        self.host = host
-        # a database URL (postgresql://…) stays a string: Path() would fold its "//"
-        self.store_path = store if is_url(str(store)) else Path(store)
-        self.results_dir = Path(results_dir)
-        self.cache = cache or StageCache()
-        self.device = resolve_device(device)
-        self.quiet = quiet
-        self._store: Store | None = None
-        self._prepared: dict[str, PreparedBenchmark] = {}
-        self._proxies: dict[str, ProxyFit] = {}
-        self._initial_checkpoints: dict[str, dict[str, float]] = {}
-
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            self._store = Store(self.store_path)
-            self._store.interrupt_orphans()  # runs left `running` by a process that died (kill -9, power loss)
-        return self._store
-
-    def prepared(self, benchmark, spec: RunSpec) -> PreparedBenchmark:
-        key = config_hash(spec.benchmark.as_dict())
-        if key not in self._prepared:
-            self._prepared[key] = prepare(benchmark, self.cache, self.device, quiet=self.quiet)
-        return self._prepared[key]
-
-    def proxy(self, rm, spec: RunSpec, prepared: PreparedBenchmark) -> ProxyFit:
-        key = config_hash(spec.benchmark.as_dict(), spec.reward_model.as_dict())
-        if key not in self._proxies:
-            self._proxies[key] = fit_proxy(rm, prepared, self.device)
-        return self._proxies[key]
-
-    def initial_checkpoint(self, spec: RunSpec, measure) -> dict[str, float]:
-        """π_sft's checkpoint measurement, the same for every run of one benchmark, reward model,
-        seed and evaluation settings: measured once per workspace."""
-        key = config_hash(spec.benchmark.as_dict(), spec.reward_model.as_dict(), spec.evaluation, spec.seed)
-        if key not in self._initial_checkpoints:
-            self._initial_checkpoints[key] = measure()
-        return self._initial_checkpoints[key]
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-
-    def __enter__(self) -> Workspace:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
+from harness.running.training import (  # noqa: F401
+    _check_finite,
+    check_finite,
+    gold_along_training,
+    same_weights,
+    seed_everything,
+    training_context,
+)
+from harness.running.workspace import Workspace, resolve_device  # noqa: F401  (their old home)
+from harness.specs import RunPlan, RunSpec, as_plan, spec_of
+from harness.specs.manifest import manifest
+from harness.store.heartbeat import Heartbeat
 
 #: a run's phases, each timed in wall seconds as ``<phase>_s``. ``stages``: building or loading
 #: the benchmark's stages and the proxy for this run (a sweep's first run of a benchmark builds,
@@ -195,169 +118,178 @@ def run_name(spec: RunSpec) -> str:
     return f"{safe[0]}__{safe[1]}__{spec.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _check_finite(step: int, metrics: dict[str, float]) -> None:
-    for key, value in metrics.items():
-        if key.startswith(("loss/", "objective/")) and not math.isfinite(float(value)):
-            raise NonFiniteError(f"{key} is {value} at step {step}")
+class OneProcess:
+    """The other processes of a run when there are none: :func:`run`'s default ``ranks``. A
+    data-parallel job passes its own (:class:`harness.running.distributed.Rank0`): the fields its
+    manifest records, and the signal that sends the other ranks training once the run is claimed."""
+
+    def manifest_fields(self) -> dict[str, int]:
+        return {"num_processes": parallel.state().world_size}
+
+    def announce_start(self) -> None:
+        """Nobody to tell."""
 
 
-def gold_along_training(workspace: Workspace, spec: RunSpec, prepared: PreparedBenchmark, proxy, settings,
-                        schedule: CheckpointSchedule, policy: Policy, ref_model, last_step: int) -> list[tuple[int, dict[str, float]]]:  # fmt: skip
-    """After training: the checkpoint points (π_sft, each weight snapshot, the final policy) on
-    the checkpoint prompts, or a best-of-n policy's best-of-k curve (see ``checkpoints``)."""
-    prompts = checkpoint_prompts(prepared.eval_prompts, settings)
-    gold = prepared.judge.gold if prepared.judge.has_gold else None
-    seed = spec.seed + CHECKPOINT_SEED_OFFSET
-    ref = Policy(ref_model, prepared.tokenizer)
-    if policy.best_of_n_base is not None:
-        if not settings.best_of_n_curve:
-            return []
-        points = best_of_n_curve(policy.best_of_n_base, prompts[:: settings.checkpoint_samples_per_prompt],
-                                 settings.best_of_n_curve, prepared.generation, seed, gold, proxy)  # fmt: skip
-        return list(enumerate(points))
-    if settings.checkpoint_every <= 0:
-        return []
-
-    def measure_policy(p: Policy) -> dict[str, float]:
-        return measure(p, ref, prompts, prepared.generation, seed, gold, proxy)
-
-    initial = workspace.initial_checkpoint(spec, lambda: measure_policy(ref))
-    probe = prepared.load_sft() if schedule.snapshots else None
-    final_is_sft = type(policy) is Policy and same_weights(policy.model, ref_model)
-    return measure_checkpoints(schedule, probe, policy, last_step, initial, measure_policy, final_is_sft)
+ONE_PROCESS = OneProcess()
 
 
-def same_weights(model, other) -> bool:
-    theirs = other.state_dict()
-    return all(key in theirs and torch.equal(value, theirs[key]) for key, value in model.state_dict().items())
+# -------------------------------------------------------------------------
+# one run, top to bottom
+# -------------------------------------------------------------------------
 
 
-def training_context(spec: RunSpec, workspace: Workspace, algorithm, prepared: PreparedBenchmark, proxy, budget: Budget, *,
-                     run_dir: Path, log, quiet: bool) -> tuple[TrainContext, float | None]:  # fmt: skip
-    """The optimizer's whole world for one run — a fresh π_sft to train, a frozen π_ref, the proxy
-    behind a budget counter, the train prompts (never r*) — built alike by the runner and by each
-    rank of a data-parallel run; with the cost of the preferences an offline learner gets."""
-    preferences, annotation_cost = optimizer_preferences(algorithm, prepared)
-    ref_model = prepared.load_sft().requires_grad_(False)
-    ctx = TrainContext(
-        model=prepared.load_sft(), ref_model=ref_model, tokenizer=prepared.tokenizer,
-        reward_model=CountingRewardModel(proxy, budget), train_prompts=list(prepared.train_prompts),
-        generation=prepared.generation, budget=budget, seed=spec.seed, device=workspace.device, run_dir=run_dir,
-        log=log, quiet=quiet, preferences=preferences,
-    )  # fmt: skip
-    return ctx, annotation_cost
-
-
-def run(spec: RunSpec, workspace: Workspace) -> RunResult:
+def run(spec: RunSpec | RunPlan, workspace: Workspace, *, ranks=ONE_PROCESS) -> RunResult:
     """Run ``spec`` once: a crash fails this run only (stored with its reason); Ctrl-C marks it
-    interrupted and propagates."""
-    host, store = workspace.host, workspace.store
-    done = store.finished_run(spec)
-    if done is not None:
-        return RunResult(spec, done.run_id, done.name, "skipped", done.metrics, f"already finished as run {done.run_id}")
-    timer = PhaseTimer()
-    with timer("stages"):
-        benchmark, algorithm, rm = spec.instantiate(host)
-        prepared = workspace.prepared(benchmark, spec)
-        proxy = workspace.proxy(rm, spec, prepared).fitted
-
-    name, run_id = run_name(spec), uuid.uuid4().hex[:12]
-    run_dir = workspace.results_dir / "runs" / f"{name}__{run_id}"
-    # data-parallel: the manifest records the number of processes (1 without --num-processes)
-    claim = store.claim_run(spec, run_id=run_id, name=name, manifest={**manifest(workspace.device), **distributed.manifest_fields()},
-                            run_dir=run_dir)  # fmt: skip
-    if not claim.claimed:
-        holder = claim.holder
-        why = "already finished" if holder.status == "finished" else f"running in process {holder.pid} on {holder.host}"
-        return RunResult(spec, holder.run_id, holder.name, "skipped", holder.metrics, f"{why} as run {holder.run_id}")
-    claimed = time.perf_counter()  # the store's wall_seconds starts at the claim
+    interrupted and propagates. A :class:`RunPlan` is run as resolved; a bare spec's plugins are
+    looked up here, once. ``ranks``: see :class:`OneProcess`."""
+    done = workspace.store.finished_run(spec_of(spec))
+    if done is not None:  # skip if done
+        return RunResult(spec_of(spec), done.run_id, done.name, "skipped", done.metrics, f"already finished as run {done.run_id}")
+    plan, timer = as_plan(workspace.host, spec), PhaseTimer()
+    with timer("stages"):  # resolve and prepare: the stages and the proxy, built or loaded
+        benchmark, algorithm, rm = plan.build()
+        prepared = workspace.prepared(benchmark, plan.spec)
+        proxy = workspace.proxy(rm, plan.spec, prepared).fitted
+    claimed = ClaimedRun.claim(plan, workspace, ranks)  # claim
+    if isinstance(claimed, RunResult):
+        return claimed
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "run.json").write_text(json.dumps({"spec": spec.to_dict(), "spec_key": spec.key,
-                                                      "reward_model_metrics": proxy.metrics}, indent=1))  # fmt: skip
-        log_file = (run_dir / "log.txt").open("a")
+        claimed.write_folder(proxy)  # write the run folder
     except OSError as exc:
-        error = f"cannot write the run folder {run_dir}: {exc.strerror or exc}"
-        store.finish_run(run_id, status="failed", error=error)
-        return RunResult(spec, run_id, name, "failed", {}, error, {**timer.seconds, "wall_s": time.perf_counter() - claimed})
+        return claimed.unwritable(exc, workspace.store, timer)
     # data-parallel: only rank 0 gets here (it alone claims and writes); the other ranks start training this
     # run now (harness.running.distributed._train_only); a no-op in one process
-    distributed.announce_start()
+    ranks.announce_start()
+    return _train_evaluate_store(claimed, plan, workspace, algorithm, prepared, proxy, timer)  # train … finish
 
-    info = RunInfo(run_id, name, spec.benchmark.name, spec.algorithm.name, spec.reward_model.name, spec.seed,
-                   spec.algorithm.config, run_dir, spec.to_dict(), spec.key)  # fmt: skip
-    budget = Budget(spec.budget)
-    # ctx.log keeps the curve here and in log.txt; it reaches the store when training ends, so the
-    # optimizer holds no handle on the store (which holds other runs' gold-scored samples).
-    curve: list[tuple[int, dict[str, float]]] = []
 
-    def record(step: int, metrics: dict[str, float]) -> None:
+class ClaimedRun:
+    """A run this process claimed in the store: its name and folder, and (once the folder is
+    written) its :class:`RunLog`."""
+
+    def __init__(self, plan: RunPlan, host, run_id: str, name: str, run_dir: Path):
+        self.spec, self.host = plan.spec, host
+        self.run_id, self.name, self.run_dir = run_id, name, run_dir
+        self.claimed = time.perf_counter()  # the store's wall_seconds starts at the claim
+        self.log: RunLog | None = None
+        spec = self.spec
+        self.info = RunInfo(run_id, name, spec.benchmark.name, spec.algorithm.name, spec.reward_model.name, spec.seed,
+                            spec.algorithm.config, run_dir, spec.to_dict(), spec.key)  # fmt: skip
+
+    @classmethod
+    def claim(cls, plan: RunPlan, workspace: Workspace, ranks) -> ClaimedRun | RunResult:
+        """The claimed run, or why it is skipped (finished, or running in another live process)."""
+        spec = plan.spec
+        name, run_id = run_name(spec), uuid.uuid4().hex[:12]
+        run_dir = workspace.results_dir / "runs" / f"{name}__{run_id}"
+        # data-parallel: the manifest records the number of processes (1 without --num-processes)
+        claim = workspace.store.claim_run(spec, run_id=run_id, name=name, manifest={**manifest(workspace.device), **ranks.manifest_fields()},
+                                          run_dir=run_dir)  # fmt: skip
+        if not claim.claimed:
+            holder = claim.holder
+            why = "already finished" if holder.status == "finished" else f"running in process {holder.pid} on {holder.host}"
+            return RunResult(spec, holder.run_id, holder.name, "skipped", holder.metrics, f"{why} as run {holder.run_id}")
+        return cls(plan, workspace.host, run_id, name, run_dir)
+
+    def write_folder(self, proxy) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "run.json").write_text(json.dumps({"spec": self.spec.to_dict(), "spec_key": self.spec.key,
+                                                           "reward_model_metrics": proxy.metrics}, indent=1))  # fmt: skip
+        self.log = RunLog(self.host, self.info, (self.run_dir / "log.txt").open("a"))
+
+    def unwritable(self, exc: OSError, store, timer: PhaseTimer) -> RunResult:
+        error = f"cannot write the run folder {self.run_dir}: {exc.strerror or exc}"
+        store.finish_run(self.run_id, status="failed", error=error)
+        return RunResult(self.spec, self.run_id, self.name, "failed", {}, error, {**timer.seconds, "wall_s": self.wall_seconds()})
+
+    def wall_seconds(self) -> float:
+        return time.perf_counter() - self.claimed
+
+
+class RunLog:
+    """The run's curve as it is logged: :meth:`log` is the optimizer's ``ctx.log``. It keeps the
+    curve here and in ``log.txt``; the curve reaches the store when training ends, so the
+    optimizer holds no handle on the store (which holds other runs' gold-scored samples): nothing
+    reachable from here leads to gold."""
+
+    def __init__(self, host, info: RunInfo, log_file):
+        self.host, self.info, self.file = host, info, log_file
+        self.curve: list[tuple[int, dict[str, float]]] = []
+        self.schedule: CheckpointSchedule | None = None
+        self.ctx = None
+
+    def record(self, step: int, metrics: dict[str, float]) -> None:
         metrics = {k: float(v) for k, v in metrics.items()}
-        curve.append((step, metrics))
-        log_file.write(json.dumps({"step": step, **metrics}) + "\n")
-        host.hook.harness_metrics_logged(run=info, step=step, metrics=metrics)
+        self.curve.append((step, metrics))
+        self.file.write(json.dumps({"step": step, **metrics}) + "\n")
+        self.host.hook.harness_metrics_logged(run=self.info, step=step, metrics=metrics)
 
-    def log(step: int, metrics: dict[str, float]) -> None:
-        record(step, metrics)
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        self.record(step, metrics)
         _check_finite(step, metrics)
-        schedule.after_log(step, ctx.model)  # weights only: measured after training, out of the optimizer's reach
+        self.schedule.after_log(step, self.ctx.model)  # weights only: measured after training, out of the optimizer's reach
 
-    schedule: CheckpointSchedule | None = None
+
+def _train_evaluate_store(run: ClaimedRun, plan: RunPlan, workspace: Workspace, algorithm, prepared, proxy, timer: PhaseTimer) -> RunResult:
+    """A claimed run with its folder written: train, gold along training, evaluate, save, finish
+    (or fail, or be interrupted: stored either way)."""
+    spec, store, host, run_id, log = plan.spec, workspace.store, workspace.host, run.run_id, run.log
+    budget = Budget(spec.budget)
     status, metrics, higher, error = "failed", {}, {}, None
     budget_used: dict[str, Any] = budget.as_dict()
     heartbeat = Heartbeat(workspace.store_path, run_id).start()  # stopped in `finally`
     try:
-        host.hook.harness_run_started(run=info)
+        host.hook.harness_run_started(run=run.info)
         seed_everything(spec.seed)
-        settings = spec.evaluation_settings()
-        schedule = CheckpointSchedule(settings.checkpoint_every, budget, run_dir / "checkpoints")
+        settings = plan.settings
+        log.schedule = CheckpointSchedule(settings.checkpoint_every, budget, run.run_dir / "checkpoints")
         with timer("setup"):
-            ctx, annotation_cost = training_context(spec, workspace, algorithm, prepared, proxy, budget, run_dir=run_dir, log=log,
-                                                    quiet=workspace.quiet)  # fmt: skip
-        preferences, ref_model = ctx.preferences, ctx.ref_model
+            log.ctx, annotation_cost = training_context(spec, workspace, algorithm, prepared, proxy, budget, run_dir=run.run_dir,
+                                                        log=log.log, quiet=workspace.quiet)  # fmt: skip
+        preferences, ref_model = log.ctx.preferences, log.ctx.ref_model
         with timer("train"):
-            policy = algorithm.train(ctx)
+            policy = algorithm.train(log.ctx)
         with timer("checkpoints"):
-            points = gold_along_training(workspace, spec, prepared, proxy, settings, schedule, policy, ref_model,
-                                         last_step=max((step for step, _ in curve), default=0))  # fmt: skip
+            points = gold_along_training(workspace, spec, prepared, proxy, settings, log.schedule, policy, ref_model,
+                                         last_step=max((step for step, _ in log.curve), default=0))  # fmt: skip
         for step, point in points:
-            record(step, point)
+            log.record(step, point)
         with timer("save"):
-            store.log_curve(run_id, curve)
+            store.log_curve(run_id, log.curve)
         budget_used = budget.as_dict()  # training only: evaluation's RM calls are not the optimizer's
         if preferences is not None:  # an offline learner's data: annotations, in pair-equivalents
             budget_used["annotations"] = annotation_cost
         with timer("eval"):
-            metrics, higher, batch = evaluate(host.evaluators.entries(), policy, Policy(ref_model, prepared.tokenizer), prepared,
+            metrics, higher, batch = evaluate(list(plan.evaluators), policy, Policy(ref_model, prepared.tokenizer), prepared,
                                               proxy, spec.seed, settings, workspace.quiet)  # fmt: skip
         # Inference-time cost: best-of-n samples n responses and asks the RM n times per answer.
         budget_used["inference"] = {"samples_per_response": policy.samples_per_response,
                                     "rm_queries_per_response": policy.rm_queries_per_response}  # fmt: skip
         with timer("save"):
             store.add_samples(run_id, stored_samples(batch))
-            policy.save(run_dir / "policy.safetensors")
+            policy.save(run.run_dir / "policy.safetensors")
         status = store.finish_run(run_id, status="finished", metrics=metrics, higher_is_better=higher, budget_used=budget_used)
         if status != "finished":
             metrics, error = {}, store.get_run(run_id).error
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (the CLI raises Terminated)
         status, error = "interrupted", str(exc) if isinstance(exc, Terminated) else "interrupted by the user (Ctrl-C)"
-        store.log_curve(run_id, curve)
+        store.log_curve(run_id, log.curve)
         store.finish_run(run_id, status=status, budget_used=budget.as_dict(), error=error)
         raise
     except Exception as exc:  # a crash fails this run, stored with its reason; nothing else is lost
         error = f"{type(exc).__name__}: {exc}"
-        log_file.write(traceback.format_exc())
-        store.log_curve(run_id, curve)
+        log.file.write(traceback.format_exc())
+        store.log_curve(run_id, log.curve)
         # metrics measured before a late failure (saving the policy) are kept with the failed run;
         # tables read finished runs only
         store.finish_run(run_id, status="failed", metrics=metrics, higher_is_better=higher, budget_used=budget.as_dict(), error=error)
         metrics = {}
     finally:
-        times = {**timer.seconds, "wall_s": time.perf_counter() - claimed}  # the store's finish is behind us: its wall time
+        times = {**timer.seconds, "wall_s": run.wall_seconds()}  # the store's finish is behind us: its wall time
         heartbeat.stop()
-        log_file.close()
-        _record_times(run_dir, times)
-        if schedule is not None:
-            schedule.discard()
-        host.hook.harness_run_finished(run=info, status=status, metrics=metrics, error=error)
-    return RunResult(spec, run_id, name, status, metrics, error, times)
+        log.file.close()
+        _record_times(run.run_dir, times)
+        if log.schedule is not None:
+            log.schedule.discard()
+        host.hook.harness_run_finished(run=run.info, status=status, metrics=metrics, error=error)
+    return RunResult(spec, run_id, run.name, status, metrics, error, times)

@@ -4,16 +4,18 @@
     harness data formats
 
 Wiring: ``add_data_command(subparsers)`` adds ``data`` to an argparse sub-command set and
-``cmd_data(args)`` runs it; ``data_command(argv)`` does both for a ``CORE_COMMANDS``-style entry.
+``cmd_data(args)`` runs it; ``data_command(argv)`` does both: the core command ``harness data``.
+
+Layer: part of ``harness.cli``, the top layer: it may import every lower layer (``harness.data``
+lazily, inside the functions: it costs start-up time), ``harness.errors`` and ``harness.cli.flags``.
+(It was ``harness.data.cli``, which imported ``harness.cli`` back: a circle.)
 """
 
 from __future__ import annotations
 
 import argparse
 
-from harness.data.describe import describe
-from harness.data.formats import FORMATS
-from harness.data.types import KINDS
+from harness.cli.flags import PROG, ArgumentParser
 
 
 def _count(text: str) -> int:
@@ -25,6 +27,9 @@ def _count(text: str) -> int:
 
 def add_data_command(subparsers) -> argparse.ArgumentParser:
     """Add ``data`` (with ``show`` and ``formats``) to ``subparsers``; returns the ``data`` parser."""
+    from harness.data.formats import FORMATS
+    from harness.data.types import KINDS
+
     data = subparsers.add_parser("data", help="look at a dataset through a format adapter", description=__doc__.split("\n\n")[0])
     actions = data.add_subparsers(dest="data_action", required=True, metavar="{show,formats}")
     show = actions.add_parser("show", help="counts, skip reasons and rendered examples of a dataset",
@@ -44,6 +49,9 @@ def add_data_command(subparsers) -> argparse.ArgumentParser:
 
 def cmd_data(args: argparse.Namespace) -> int:
     """Run ``harness data show|formats`` from parsed ``args``."""
+    from harness.data.describe import describe
+    from harness.data.formats import FORMATS
+
     if args.data_action == "formats":
         for fmt in FORMATS.values():
             print(f"{fmt.name:<16} {', '.join(fmt.kinds):<24} {fmt.description}")
@@ -55,8 +63,6 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def data_command(argv: list[str]) -> int:
     """``harness data ARGV`` with the main CLI's parser class (one-line errors, no abbreviations)."""
-    from harness.cli import PROG, ArgumentParser
-
     parser = ArgumentParser(prog=PROG)
     add_data_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["data", *argv])

@@ -9,20 +9,22 @@ code version and the seed. Two keys come from it:
 - :attr:`RunSpec.experiment_key` — everything but the seed and the code version: one leaderboard
   row (its runs over seeds; runs of another code version of it are flagged, never pooled silently).
 
-Every spec is built by :func:`make_specs` from names and config objects (the CLI and sweep files
-both go through it), so the same experiment has the same key however it was spelt.
+Every spec is built by :func:`harness.specs.resolution.make_specs` (or ``make_plans``) from names and
+config objects (the CLI and sweep files both go through it), so the same experiment has the same
+key however it was spelt. A spec is a plain value: it names its plugins and never looks them up
+(:func:`harness.specs.resolution.resolve` does, once).
+
+Layer: specs. Imports only harness.config and the standard library.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from harness.config import config_dict, config_from_dict, help_field
-from harness.errors import UsageError
-from harness.running.manifest import harness_code_version
+from harness.config import help_field
 
 #: bump when the meaning of a spec's fields changes
 SPEC_VERSION = 1
@@ -142,74 +144,3 @@ class RunSpec:
 
     def evaluation_settings(self) -> EvaluationSettings:
         return EvaluationSettings(**self.evaluation)
-
-    def instantiate(self, host) -> tuple[Any, Any, Any]:
-        """(benchmark, algorithm, reward model) objects, configured exactly as the spec says."""
-
-        def build(registry, component: Component):
-            cls = registry.get(component.name).cls
-            return cls(config_from_dict(cls.Config, component.config, what=f"{registry.kind} {component.name}"))
-
-        return build(host.benchmarks, self.benchmark), build(host.algorithms, self.algorithm), build(host.reward_models, self.reward_model)
-
-
-def _plugin_code(host, role: str, entry) -> dict[str, str]:
-    """A third-party plugin's version under ``role`` (built-ins are the harness's own code)."""
-    if entry.plugin.startswith(f"{host.own_distribution}:"):
-        return {}
-    return {role: host.plugin_versions.get(entry.plugin, "unknown")}
-
-
-def make_specs(
-    host,
-    *,
-    benchmark: str,
-    bench_config: Any = None,
-    algorithm: str,
-    algo_config: Any = None,
-    reward_model: str,
-    rm_config: Any = None,
-    budget: int | None = None,
-    evaluation: EvaluationSettings | None = None,
-    seeds: list[int],
-) -> list[RunSpec]:
-    """One spec per distinct seed (in the given order). Names are checked against the registries
-    (a :class:`UsageError` lists the valid ones); a missing config is the class's default; the
-    budget defaults to the benchmark's; the algorithm is stored under its row name (``ppo`` with
-    β = 0 is ``ppo-nokl``) and the reward model's config with the benchmark's defaults filled in
-    (``resolved_config``): one experiment, one spec, however it was spelt."""
-    bench_entry = host.benchmarks.get(benchmark)
-    algo_entry = host.algorithms.get(algorithm)
-    rm_entry = host.reward_models.get(reward_model)
-    bench_config = bench_config if bench_config is not None else bench_entry.cls.Config()
-    algo_config = algo_config if algo_config is not None else algo_entry.cls.Config()
-    rm_config = rm_entry.cls(rm_config).resolved_config(bench_config.preference_prompts, bench_config.ranking_k)
-    row_name = algo_entry.cls.row_name(algo_config)
-    if row_name != algorithm:
-        algo_entry = host.algorithms.get(row_name)
-    if budget is not None and budget <= 0:
-        raise UsageError(f"the budget must be a positive number of episodes, got {budget}")
-    resolved_budget = int(budget if budget is not None else bench_config.default_budget)
-    per_update = algo_entry.cls(algo_config).episodes_per_update()
-    if per_update > resolved_budget:  # checked here, not after a minute of building the benchmark
-        raise UsageError(f"a budget of {resolved_budget} episodes buys no update of {algorithm}: one spends {per_update} "
-                         "(--batch-size); raise --budget or lower --batch-size")  # fmt: skip
-    code = {"harness": harness_code_version()}
-    roles = [("benchmark", bench_entry), ("algorithm", algo_entry), ("reward_model", rm_entry)]
-    roles += [(f"evaluator {e.name}", e) for e in host.evaluators.entries()]  # every registered evaluator runs
-    for role, entry in roles:
-        code.update(_plugin_code(host, role, entry))
-    # The benchmark's default budget is resolved into `budget`: `--budget N` and
-    # `--benchmark-set default_budget=N` are one experiment.
-    bench_settings = {k: v for k, v in config_dict(bench_config).items() if k != "default_budget"}
-    template = RunSpec(
-        benchmark=Component(bench_entry.name, bench_settings, version=str(bench_entry.cls.version)),
-        algorithm=Component(algo_entry.name, config_dict(algo_config)),
-        reward_model=Component(rm_entry.name, config_dict(rm_config), oracle=bool(getattr(rm_entry.cls, "is_oracle", False))),
-        budget=resolved_budget,
-        evaluation=asdict(evaluation or EvaluationSettings()),
-        code=code,
-        seed=0,
-    )
-    return [template.with_seed(seed) for seed in dict.fromkeys(seeds)]
-

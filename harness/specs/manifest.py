@@ -1,4 +1,7 @@
-"""What a result needs to be reproduced: the code version, package versions, hardware."""
+"""What a result needs to be reproduced: the code version, package versions, hardware.
+
+Layer: specs (see :mod:`harness.specs`). Imports only the standard library and torch.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ def git_state() -> dict[str, str | bool | None]:
     try:
         if Path(_git("rev-parse", "--show-toplevel").strip()).resolve() != ROOT:
             return {"commit": None, "dirty": None, "diff": None}
-        _git("ls-files", "--error-unmatch", "harness/running/manifest.py")  # tracked here, not just inside the tree
+        _git("ls-files", "--error-unmatch", "harness/__init__.py")  # tracked here, not just inside the tree
         commit = _git("rev-parse", "HEAD").strip()
         diff = _git("diff", "HEAD", "--", *CODE_PATHS)
         untracked = _git("ls-files", "--others", "--exclude-standard", "--", *CODE_PATHS).split()

@@ -2,14 +2,16 @@
 another host can tell a run in progress from one whose machine died (``Store.interrupt_orphans``).
 
 The beat comes from a thread of its own with a store connection of its own: nothing the optimizer
-can reach (``ctx.log`` included) leads to the store, which holds other runs' gold-scored samples."""
+can reach (``ctx.log`` included) leads to the store, which holds other runs' gold-scored samples.
+
+Layer: harness.store (imports its own modules only)."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
 
-from harness.results.store import Store
+from harness.store.core import Store
 
 #: seconds between beats; the store presumes a run on another host dead after STALE_AFTER_S
 HEARTBEAT_S = 30.0
