@@ -9,8 +9,8 @@ import hashlib
 import json
 import math
 import types
-import unicodedata
 import typing
+import unicodedata
 from typing import Any, Literal, Union, get_args, get_origin
 
 from harness.errors import UsageError, did_you_mean

@@ -20,6 +20,13 @@ class FaultError(Exception):
     prints one line and exits 1."""
 
 
+class StoreUnwritable(FaultError):
+    """The store's files turned unwritable while this process had the store open (a read-only
+    remount, ``chattr +i``). Its SQLite connections are then left open rather than closed (closing
+    the last one writes into the memory-mapped WAL index, which the kernel answers with SIGBUS), so
+    a command that meets it ends its process at once after its one line."""
+
+
 class NonFiniteError(FloatingPointError):
     """A loss or reward became NaN or inf: the run stops and is stored as failed."""
 

@@ -70,6 +70,8 @@ SWEEPS = {
     "evaluation_negative": TINY_YAML + "seeds: [0]\nevaluation: {samples_per_prompt: -2}\nruns: [{algo: sft}]\n",
     "reports_unknown": TINY_YAML + "seeds: [0]\nruns: [{algo: sft}]\nreports: {frob: true}\n",
     "device_bogus": TINY_YAML + "seeds: [0]\ndevice: bogus\nruns: [{algo: sft}]\n",
+    "args_lr_whitespace": TINY_YAML + 'seeds: [0]\nruns: [{algo: ppo, args: {lr: " 1e-3"}}]\n',
+    "settings_newline": "benchmarks:\n  - name: sentiment\n    settings: {corpus_size: \"2000\\n\"}\nseeds: [0]\nruns: [{algo: sft}]\n",
 }
 _ALGO = """
     from dataclasses import dataclass
@@ -152,6 +154,8 @@ def world(tmp_path_factory) -> Path:
     conn.commit()
     conn.close()
     (w / "binary.yaml").write_bytes(bytes(range(256)) * 8)
+    (w / "latin1.jsonl").write_bytes('{"instruction": "hi", "input": "", "output": "ok"}\n{"instruction": "café"}\n'.encode("latin-1"))
+    (w / "empty.sqlite").write_bytes(b"")  # a store file with nothing in it: read commands must not write the schema
     (w / "pairs.jsonl").write_text('{"chosen": "Human: hi Assistant: hello", "rejected": "Human: hi Assistant: go away"}\n')
     for name, text in SWEEPS.items():
         (w / f"{name}.yaml").write_text(text)
@@ -235,6 +239,10 @@ CASES = [
     case("run-budget-2**64", [*RUN, "--budget", "18446744073709551616"], 2, r"--budget.*18446744073709551616"),
     # --- run: --benchmark-set
     case("bset-unknown-key", [*RUN, "--benchmark-set", "nosuch=1"], 2, r"--benchmark-set.*nosuch.*valid:.*temperature"),
+    case("bset-trailing-newline", [*RUN, "--benchmark-set", "corpus_size=2000\n"], 2, r"corpus_size.*'2000\\n'.*whitespace"),
+    case("bset-leading-space", [*RUN, "--benchmark-set", "temperature= 1.0"], 2, r"temperature.*whitespace"),
+    case("bset-control-character", [*RUN, "--benchmark-set", "policy_model=a\tb"], 2, r"policy_model.*control character"),
+    case("flag-value-whitespace", [*RUN, "--algo", "ppo", "--lr", "0.001 "], 2, r"--lr.*whitespace"),
     case("bset-no-equals", [*RUN, "--benchmark-set", "temperature"], 2, r"--benchmark-set.*key=value.*temperature"),
     case("bset-empty-key", [*RUN, "--benchmark-set", "=5"], 2, r"--benchmark-set"),
     case("bset-temperature-nan", [*RUN, "--benchmark-set", "temperature=nan"], 2, r"temperature.*nan"),
@@ -375,6 +383,8 @@ CASES = [
             ("evaluation_negative", "samples_per_prompt|samples-per-prompt"),
             ("reports_unknown", "frob"),
             ("device_bogus", "bogus"),
+            ("args_lr_whitespace", r"lr.*whitespace"),
+            ("settings_newline", r"corpus_size.*whitespace"),
         ]
     ],
     # --- sweep: flags (the file is fine)
@@ -445,6 +455,9 @@ CASES = [
     case("data-format-unknown", ["data", "show", "--format", "bogus", "{w}/pairs.jsonl"], 2, r"format 'bogus'.*valid:.*\bhh\b"),
     case("data-path-missing", ["data", "show", "--format", "hh", "{w}/nonexistent.jsonl"], 2, r"nonexistent\.jsonl"),
     case("data-unknown-file-type", ["data", "show", "--format", "hh", "{w}/binary.yaml"], 2, r"binary\.yaml"),
+    case("data-not-utf8", ["data", "show", "--format", "alpaca", "{w}/latin1.jsonl"], 2, r"latin1\.jsonl: line 2, byte offset 71: .*not UTF-8"),
+    *[case(f"{command}-empty-store", [command, "--store", "{w}/empty.sqlite"], 2, r"no runs in .*empty\.sqlite: the store is empty")
+      for command in ("leaderboard", "report", "plot", "fit", "runs", "samples")],
     case("bench-unknown", ["bench", "nosuch"], 2, r"'nosuch'.*valid:.*ppo"),
     case("bench-ppo-unknown-flag", ["bench", "ppo", "--frobnicate"], 2, r"--frobnicate"),
     case("bench-ppo-negative-episodes", ["bench", "ppo", "--total-episodes", "-5"], 2, r"--total-episodes.*-5"),

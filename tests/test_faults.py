@@ -266,20 +266,8 @@ def test_a_running_run_beats_and_a_silent_one_on_another_host_is_interrupted(tmp
     assert heartbeat.HEARTBEAT_S < STALE_AFTER_S / 4  # several missed beats before a live run is judged dead
 
 
-@pytest.fixture
-def full_disk(tmp_path):
-    """A 1 MiB tmpfs (root only; skipped where mounting is not allowed): the run folder fits, the
-    policy's weights do not."""
-    mount = tmp_path / "full"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or done.returncode}); the simulated ENOSPC test covers it")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
-
-
-def test_a_real_full_disk_fails_the_run_in_one_line_and_keeps_the_store_consistent(tmp_path, full_disk, tiny_proxy):
+def test_a_real_full_disk_fails_the_run_in_one_line_and_keeps_the_store_consistent(tmp_path, small_tmpfs, tiny_proxy):
+    full_disk = small_tmpfs  # the run folder fits, the policy's weights do not
     store = tmp_path / "store.sqlite"
     argv = [sys.executable, "-m", "harness.cli", "run", "--algo", "sft", "--store", str(store), "--results-dir", str(full_disk),
             "--quiet", *TINY_FLAGS]  # fmt: skip

@@ -293,3 +293,23 @@ def test_an_unreachable_ray_client_address_is_one_line_that_names_the_token(monk
     with pytest.raises(UsageError) as raised:
         RayExecutor(address="ray://10.0.0.9:10001")._connect(_UnreachableCluster())
     assert "RAY_AUTH_MODE" not in str(raised.value)
+
+
+def test_through_ray_a_plugin_sampling_around_the_context_is_charged_and_one_that_exits_fails(tmp_path, ray_cluster):
+    """#27 on the Ray executor: the meter lives where the sampling happens, in the worker too; a
+    plugin's SystemExit fails its run there as it does locally, and the sweep goes on."""
+    from tests.test_integrity import EXITS, SNEAKY
+
+    sneaky, exits, file = tmp_path / "sneaky.py", tmp_path / "exits.py", tmp_path / "sweep.yaml"
+    sneaky.write_text(SNEAKY)
+    exits.write_text(EXITS)
+    runs = "  - algo: sneaky\n    args: {around: 16}\n  - algo: exits\n  - algo: sft\n"
+    file.write_text(sweep_yaml(runs, seeds="[0]", budget=64, evaluation=CHEAP))
+    code = sweep(tmp_path, file, "ray", "--executor", "ray", "--plugin", str(sneaky), "--plugin", str(exits))
+    assert code == 1  # a failed run fails the sweep
+    with Store(tmp_path / "ray.sqlite") as store:
+        stored = {r.algorithm: r for r in store.list_runs()}
+    assert stored["sneaky"].status == "finished", stored["sneaky"].error
+    assert stored["sneaky"].budget_used["episodes_used"] == 40 and stored["sneaky"].budget_used["rm_queries"] == 16
+    assert stored["exits"].status == "failed" and stored["exits"].error.startswith("SystemExit(0) escaped algorithm 'exits'")
+    assert stored["sft"].status == "finished"  # the sweep went on

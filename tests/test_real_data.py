@@ -162,6 +162,22 @@ def test_bad_sources_are_one_line(flag, expected, tmp_path, capsys):
     assert code == 2 and len(err) == 1 and expected in err[0], err
 
 
+@pytest.mark.parametrize("setting", ["sft_data", "preference_data"])
+def test_a_data_file_that_is_not_utf8_is_one_line_naming_the_line_and_byte(setting, tmp_path, capsys):
+    source = SFT_DATA if setting == "sft_data" else PAIRS
+    bad = tmp_path / f"latin1{source.suffix}"
+    text = source.read_text()
+    bad.write_bytes(text.encode() + b"\n")
+    offset = len(bad.read_bytes())
+    bad.write_bytes(bad.read_bytes() + "caf\u00e9".encode("latin-1"))  # one byte 0xe9 on the last line
+    line = text.count("\n") + 2
+    code = main(["run", "--benchmark", "instructions", *SMALL, f"--benchmark-set={setting}={bad}", "--algo", "sft",
+                 "--store", str(tmp_path / "s.sqlite"), "--results-dir", str(tmp_path / "results"), "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"{bad}: line {line}, byte offset {offset + 3}: byte 0xe9 is not UTF-8" in err[0], err
+
+
 @pytest.mark.parametrize("trainer", ["trl", "lean"])
 def test_a_loaded_policy_is_fine_tuned_on_the_demonstrations(trainer, models_dir, tmp_path):
     """SFT of a --policy-model (TRL's SFTTrainer by default, or the lean loop) lowers the NLL of

@@ -20,7 +20,7 @@ import warnings
 
 from harness.cli.flags import PROG, without_plugin_flags
 from harness.cli.host import CORE_PLUGIN, kept, plugin_host
-from harness.errors import FaultError, Terminated, UsageError, did_you_mean
+from harness.errors import FaultError, StoreUnwritable, Terminated, UsageError, did_you_mean
 
 #: set (to anything but 0) for the traceback of an error, as ``--debug`` does
 DEBUG_ENV = "HARNESS_DEBUG"
@@ -97,6 +97,7 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    as_program = argv is None  # the process is the command's: it may end it (see StoreUnwritable)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
@@ -129,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"{PROG} {command}: error: {_one_line(exc)}", file=sys.stderr)
+        if isinstance(exc, StoreUnwritable) and as_program:
+            # the store's connections were left open: closing them at exit would write into its memory-mapped
+            # index (SIGBUS). End here, the one line said.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         return 1
     except KeyboardInterrupt as exc:
         why = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"

@@ -112,10 +112,14 @@ def store_parser(command: str, description: str, benchmark: str | None = EVERY_B
 
 
 def existing_store(path: str) -> str:
-    from harness.store import is_url
+    """``path`` when it names a store with something in it: a read command never creates one, nor
+    writes the schema into an empty file (a missing or empty store is a :class:`UsageError`)."""
+    from harness.store import is_empty_file, is_url
 
     if not is_url(path) and not Path(path).exists():
         raise UsageError(f"no store at {path}; `harness run` creates one (or pass --store)")
+    if not is_url(path) and is_empty_file(path):
+        raise UsageError(f"no runs in {path}: the store is empty (`harness run` or `harness sweep` fills it)")
     return path
 
 

@@ -41,12 +41,15 @@ def cmd_leaderboard(argv: list[str]) -> int:
         frame = store.metrics_frame(benchmark=args.benchmark)
         # the paired bootstrap reads the runs' stored samples: built while the store is open
         table = build_leaderboard(frame, code_versions=args.code_versions, baseline=args.baseline, samples=store.samples)
+        text = render(table, args.format)  # checks --format
+        if frame.empty:  # as report, plot and fit: nothing to show is the command's mistake, exit 2
+            raise UsageError(f"no finished runs in {store.path}: no leaderboard to make")
         written = write_leaderboard(table, Path(args.out)) if args.out else []
         if args.out and args.format == "html":  # the page: tables, plots, fits and samples, standalone
             from harness.reports.html_report import write_report
 
             written.append(write_report(store, Path(args.out) / "report.html", benchmark=args.benchmark))
-    print(render(table, args.format), end="")
+    print(text, end="")
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -45,7 +45,7 @@ from harness.errors import FaultError, NonFiniteError, UsageError
 from harness.parallel import DataParallel
 from harness.running.runner import RunResult
 from harness.running.runner import run as run_one
-from harness.running.training import check_finite, seed_everything, training_context
+from harness.running.training import check_finite, seed_everything, train_metered, training_context
 from harness.specs import RunPlan, RunSpec, as_plan, spec_of
 
 WORLD_ENV = "WORLD_SIZE"
@@ -225,7 +225,7 @@ def _train_only(spec: RunSpec | RunPlan, workspace):
     ctx, _ = training_context(spec, workspace, algorithm, prepared, proxy, budget, log=check_finite, quiet=True,
                               run_dir=Path(workspace.results_dir) / "runs" / f".rank{state().rank}")  # never written
     try:
-        algorithm.train(ctx)
+        train_metered(algorithm, ctx)
     except NonFiniteError as exc:  # NaN or inf on some rank: all ranks stopped together, rank 0 stores why
         torch.distributed.barrier()
         return RunResult(spec, None, "", "failed", {}, f"{type(exc).__name__}: {exc}")

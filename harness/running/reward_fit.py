@@ -29,6 +29,7 @@ from harness.api import (
     RewardModel,
     Rollout,
 )
+from harness.api.budget import already_counted
 from harness.config import config_dict, config_hash, help_field
 from harness.errors import UsageError
 from harness.lm import items_rollout, load_causal_lm, load_pretrained_tokenizer, sample_rollout
@@ -127,6 +128,10 @@ class ProxyFit:
     request: PreferenceRequest | None  # None for the oracle
 
 
+#: the file a reward-model stage holds when the model's ``save`` cached nothing
+NOTHING_SAVED = "nothing_saved.txt"
+
+
 def fit_proxy(rm: RewardModel, prepared: PreparedBenchmark, device: torch.device) -> ProxyFit:
     """The proxy reward model ``rm`` for ``prepared``, from the cache when it was fitted before
     (keyed by the benchmark's stages and settings, the RM's name and config)."""
@@ -161,11 +166,12 @@ def fit_proxy(rm: RewardModel, prepared: PreparedBenchmark, device: torch.device
         )
         fitted = rm.fit(ctx)
         fitted.metrics = {**held_out_metrics(fitted, prepared.tokenizer, data.held_out, device), "rm/train_items": float(len(data.train))}
-        rm.save(fitted, folder)
+        if not rm.save(fitted, folder):  # nothing to cache: a later hit must fit again, not load an empty folder
+            (folder / NOTHING_SAVED).write_text("the reward model's save() returned False: every run fits it again\n")
         holder["fitted"] = fitted
 
     folder = prepared.cache.get_or_build("reward_model", key, build, {"name": rm.name, "config": resolved})
-    fitted = holder.get("fitted") or rm.load(folder, device)
+    fitted = holder.get("fitted") or (None if (folder / NOTHING_SAVED).exists() else rm.load(folder, device))
     if fitted is None:  # nothing cached: fit again (deterministic)
         build(folder)
         fitted = holder["fitted"]
@@ -231,7 +237,8 @@ class CountingRewardModel(FittedRewardModel):
 
     def score(self, rollout: Rollout) -> torch.Tensor:
         self._budget.count_rm_queries(len(rollout))
-        return self._fitted.score(rollout)
+        with already_counted():  # the toolkit's scorer would count these rows again (harness.api.budget)
+            return self._fitted.score(rollout)
 
 
 def reward_model_rows(models: list[tuple[str, str, RewardModel]], prepared: PreparedBenchmark, device) -> list[dict]:

@@ -38,6 +38,7 @@ from harness.running.training import (  # noqa: F401
     gold_along_training,
     same_weights,
     seed_everything,
+    train_metered,
     training_context,
 )
 from harness.running.workspace import Workspace, resolve_device  # noqa: F401  (their old home)
@@ -62,10 +63,12 @@ class PhaseTimer:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        #: the phase running now (a failure's reason names it), or the last one
+        self.current = ""
 
     @contextmanager
     def __call__(self, phase: str):
-        started = time.perf_counter()
+        started, self.current = time.perf_counter(), phase
         try:
             yield
         finally:
@@ -230,6 +233,24 @@ class RunLog:
         self.schedule.after_log(step, self.ctx.model)  # weights only: measured after training, out of the optimizer's reach
 
 
+#: what runs in each phase, for a failure's reason
+_PHASE_WORDS = {"setup": "setting up", "train": "training", "checkpoints": "measuring checkpoints", "eval": "evaluating",
+                "save": "saving"}  # fmt: skip
+
+
+def failure_reason(exc: BaseException, plan: RunPlan, phase: str) -> str:
+    """One line: what escaped, and the plugin whose code was running (the algorithm's while it
+    trains; its policy's or an evaluator's while evaluating)."""
+    what = f"{type(exc).__name__}({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+    algorithm = plan.algorithm
+    where = f"algorithm {algorithm.name!r} of plugin {algorithm.plugin!r}, while {_PHASE_WORDS.get(phase, phase or 'running')}"
+    if phase == "eval":
+        where += " (its policy or an evaluator: " + ", ".join(sorted({e.plugin for e in plan.evaluators})) + ")"
+    if not isinstance(exc, Exception):  # SystemExit, GeneratorExit, a plugin's own BaseException
+        return f"{what} escaped {where}: a plugin that exits fails its run"
+    return f"{what} ({where})"
+
+
 def _train_evaluate_store(run: ClaimedRun, plan: RunPlan, workspace: Workspace, algorithm, prepared, proxy, timer: PhaseTimer) -> RunResult:
     """A claimed run with its folder written: train, gold along training, evaluate, save, finish
     (or fail, or be interrupted: stored either way)."""
@@ -248,7 +269,7 @@ def _train_evaluate_store(run: ClaimedRun, plan: RunPlan, workspace: Workspace, 
                                                         log=log.log, quiet=workspace.quiet)  # fmt: skip
         preferences, ref_model = log.ctx.preferences, log.ctx.ref_model
         with timer("train"):
-            policy = algorithm.train(log.ctx)
+            policy = train_metered(algorithm, log.ctx)  # every toolkit sample charged, every proxy score counted
         with timer("checkpoints"):
             points = gold_along_training(workspace, spec, prepared, proxy, settings, log.schedule, policy, ref_model,
                                          last_step=max((step for step, _ in log.curve), default=0))  # fmt: skip
@@ -276,8 +297,9 @@ def _train_evaluate_store(run: ClaimedRun, plan: RunPlan, workspace: Workspace, 
         store.log_curve(run_id, log.curve)
         store.finish_run(run_id, status=status, budget_used=budget.as_dict(), error=error)
         raise
-    except Exception as exc:  # a crash fails this run, stored with its reason; nothing else is lost
-        error = f"{type(exc).__name__}: {exc}"
+    except BaseException as exc:  # a crash fails this run, stored with its reason; nothing else is lost
+        # SystemExit and other BaseExceptions from a plugin too: a plugin that exits is a failed run, not a success
+        error = failure_reason(exc, plan, timer.current)
         log.file.write(traceback.format_exc())
         store.log_curve(run_id, log.curve)
         # metrics measured before a late failure (saving the policy) are kept with the failed run;

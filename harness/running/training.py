@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from harness.api import Budget, Policy, TrainContext
+from harness.api.budget import metered
 from harness.errors import NonFiniteError
 from harness.pipeline.stages import PreparedBenchmark
 from harness.running.checkpoints import (
@@ -45,6 +46,16 @@ def check_finite(step: int, metrics: dict[str, float]) -> None:
 
 
 _check_finite = check_finite  # the old name
+
+
+def train_metered(algorithm, ctx: TrainContext) -> Policy:
+    """``algorithm.train(ctx)`` under the budget's meter: every sample the toolkit's samplers draw
+    is charged to ``ctx.budget`` (``ctx.sample`` charges first, a plugin sampling around it is
+    charged by the samplers), and every score of the proxy's network counts as an RM query however
+    it is asked for; a draw past the budget is :class:`~harness.api.BudgetExceeded`, naming where."""
+    networks = tuple(m for m in [getattr(ctx.reward_model, "model", None)] if m is not None)
+    with metered(ctx.budget, reward_networks=networks):
+        return algorithm.train(ctx)
 
 
 def training_context(spec: RunSpec, workspace: Workspace, algorithm, prepared: PreparedBenchmark, proxy, budget: Budget, *,

@@ -12,7 +12,7 @@ Its modules: :mod:`~harness.store.schema` (tables, version), :mod:`~harness.stor
 """
 
 from harness.store.core import Store
-from harness.store.engines import BUSY_TIMEOUT_S, SUPPORTED_STORES, is_url
+from harness.store.engines import BUSY_TIMEOUT_S, SUPPORTED_STORES, is_empty_file, is_url
 from harness.store.heartbeat import HEARTBEAT_S, Heartbeat
 from harness.store.leases import STALE_AFTER_S
 from harness.store.records import Claim, RunRecord
@@ -31,5 +31,6 @@ __all__ = [
     "Heartbeat",
     "RunRecord",
     "Store",
+    "is_empty_file",
     "is_url",
 ]

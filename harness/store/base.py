@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,9 +17,12 @@ from typing import Any, Self
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from harness.errors import FaultError, UsageError
+from harness.errors import FaultError, StoreUnwritable, UsageError
 from harness.store.engines import _check_foreign_file, _one_line, _parse_location, _server_engine, _sqlite_engine, _Tx
 from harness.store.migrations import SchemaMixin
+
+#: engines of stores whose files turned unwritable: never closed (see :meth:`StoreBase.close`)
+_LEFT_OPEN: list[sa.Engine] = []
 
 
 class StoreBase(SchemaMixin):
@@ -64,9 +68,43 @@ class StoreBase(SchemaMixin):
             return FaultError(f"cannot connect to the store {self.path}: {_one_line(error)}")
         return FaultError(f"cannot open the store {self.path}: {_one_line(error)}")
 
+    def _unwritable_file(self, writing: bool) -> tuple[Path, str] | None:
+        """A file SQLite would write that has turned unwritable (a read-only remount, ``chattr +i``),
+        and why; ``None`` when all can be written. A read writes its read marks into the WAL index
+        (``-shm``); a write also needs the database and its WAL."""
+        if self._dialect != "sqlite":
+            return None
+        for suffix in ("-shm", "", "-wal") if writing else ("-shm",):
+            file = Path(f"{self.path}{suffix}")
+            if file.exists() and not os.access(file, os.W_OK):
+                try:
+                    read_only = bool(os.statvfs(file).f_flag & os.ST_RDONLY)
+                except OSError:
+                    read_only = False
+                return file, "is on a file system mounted read-only" if read_only else "may not be written (permissions, or chattr +i)"
+        return None
+
+    def _check_files(self, writing: bool) -> None:
+        """A :class:`StoreUnwritable` before SQLite touches a file it may no longer write: it maps
+        the WAL index into memory, and a write into a mapping the kernel refuses ends the process
+        with SIGBUS and no message."""
+        unwritable = self._unwritable_file(writing)
+        if unwritable is not None:
+            file, why = unwritable
+            raise StoreUnwritable(f"the store {self.path} can no longer be written: {file.name} {why}; nothing stored was lost — "
+                                  "make it writable again and rerun (finished runs are skipped)")  # fmt: skip
+
+    def _full_disk(self, error: sa.exc.OperationalError) -> FaultError | None:
+        """One line for SQLite's "database or disk is full" (the transaction was rolled back whole)."""
+        if self._dialect == "sqlite" and getattr(error.orig, "sqlite_errorname", None) == "SQLITE_FULL":
+            return FaultError(f"the disk under the store {self.path} is full ({error.orig}): nothing stored was lost (the write was "
+                              "rolled back); free some space, or move the store (--store), and rerun (finished runs are skipped)")  # fmt: skip
+        return None
+
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         """A connection for reading; its transaction ends (rolled back) on exit."""
+        self._check_files(writing=False)
         with self._engine.connect() as conn:
             yield conn
 
@@ -76,17 +114,24 @@ class StoreBase(SchemaMixin):
         rolls the whole of it back. On SQLite it begins IMMEDIATE (see :func:`_sqlite_engine`):
         the write lock is taken up front, so concurrent writers queue on the busy timeout instead
         of failing on a read-to-write lock upgrade."""
-        with self._engine.connect() as conn:
-            conn.execution_options(harness_write=True)
-            driver = conn.connection.driver_connection if self._dialect == "sqlite" and not foreign_keys else None
-            if driver is not None:  # a no-op inside a transaction: switched before it begins
-                driver.execute("PRAGMA foreign_keys = OFF")
-            try:
-                with conn.begin():
-                    yield _Tx(conn)
-            finally:
-                if driver is not None:
-                    driver.execute("PRAGMA foreign_keys = ON")
+        self._check_files(writing=True)
+        try:
+            with self._engine.connect() as conn:
+                conn.execution_options(harness_write=True)
+                driver = conn.connection.driver_connection if self._dialect == "sqlite" and not foreign_keys else None
+                if driver is not None:  # a no-op inside a transaction: switched before it begins
+                    driver.execute("PRAGMA foreign_keys = OFF")
+                try:
+                    with conn.begin():
+                        yield _Tx(conn)
+                finally:
+                    if driver is not None:
+                        driver.execute("PRAGMA foreign_keys = ON")
+        except sa.exc.OperationalError as e:
+            full = self._full_disk(e)
+            if full is None:
+                raise
+            raise full from None
 
     def _lock(self, tx: _Tx, *key: Any) -> None:
         """Serialise this transaction with every other one that locks ``key``, until it ends. On
@@ -96,6 +141,11 @@ class StoreBase(SchemaMixin):
             tx.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": int.from_bytes(digest[:8], "big", signed=True)})
 
     def close(self) -> None:
+        if self._unwritable_file(writing=True) is not None:
+            # closing the last connection checkpoints the WAL through its memory-mapped index: SIGBUS on
+            # a file gone unwritable. Leave them open (kept from the garbage collector); the CLI ends the process.
+            _LEFT_OPEN.append(self._engine)
+            return
         self._engine.dispose()
 
     def __enter__(self) -> Self:

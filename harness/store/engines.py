@@ -91,6 +91,22 @@ def _check_foreign_file(path: Path) -> None:
         raise UsageError(f"{path} is not a harness store: it holds other tables ({', '.join(sorted(tables))})")
 
 
+def is_empty_file(path: str | Path) -> bool:
+    """Whether ``path`` is an SQLite store file with nothing in it (0 bytes, or a database with no
+    table), looked at read-only: a read command reports it instead of opening it, which would write
+    the schema into it."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    if path.stat().st_size == 0:
+        return True
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            return db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    except sqlite3.DatabaseError:
+        return False  # not a database: the real open says so
+
+
 def _sqlite_engine(url: URL) -> sa.Engine:
     engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
 
