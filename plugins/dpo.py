@@ -43,6 +43,10 @@ from harness.api import (
 )
 
 
+#: the loss types (of those offered) whose loss reads ``label_smoothing`` in TRL 1.16's DPOTrainer
+LOSSES_WITH_LABEL_SMOOTHING = ("robust",)
+
+
 @dataclass
 class DPOConfig:
     beta: float = help_field("β: the implicit KL strength (higher stays closer to π_sft)", 0.1)
@@ -63,6 +67,10 @@ class DPOConfig:
             raise ValueError("--num-epochs and --batch-size must be >= 1")
         if not 0 <= self.label_smoothing < 0.5:
             raise ValueError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.label_smoothing and self.loss_type not in LOSSES_WITH_LABEL_SMOOTHING:
+            # accepted and then ignored would be a silent no-op: TRL 1.16's sigmoid, ipo and hinge losses never read it
+            raise ValueError(f"--label-smoothing {self.label_smoothing:g} is used only by --loss-type "
+                             f"{' or '.join(LOSSES_WITH_LABEL_SMOOTHING)} (rDPO); --loss-type {self.loss_type} ignores it")  # fmt: skip
 
 
 def pair_columns(preferences: PreferenceData) -> dict[str, list[list[int]]]:

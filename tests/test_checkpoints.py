@@ -125,3 +125,25 @@ def test_an_offline_learner_gets_its_final_policy_measured(tmp_path, final_is_sf
                                  measure_policy=lambda policy: {"kl": 1.5})  # fmt: skip
     assert [step for step, _ in points] == expected
     assert [p["checkpoint/episodes"] for _, p in points] == [0.0] * len(expected)
+
+
+def test_checkpoints_along_training_are_measured_on_held_out_prompts_only(tmp_path, tiny_prepared, tiny_proxy, monkeypatch):
+    """A guard (#23): every prompt a checkpoint measurement samples on is a held-out evaluation prompt,
+    never a training prompt (the curve would otherwise score the policy on what it trained on)."""
+    import harness.running.training as training
+    from harness.cli import main
+    from tests.conftest import TINY_FLAGS
+
+    seen: list[str] = []
+    original = training.measure
+
+    def spy(policy, ref, prompts, *args, **kwargs):
+        seen.extend(prompts)
+        return original(policy, ref, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(training, "measure", spy)
+    assert main(["run", "--algo", "ppo", "--budget", "64", "--batch-size", "32", "--eval-checkpoint-every", "32",
+                 "--store", str(tmp_path / "s.sqlite"), "--results-dir", str(tmp_path / "r"), "--quiet", *TINY_FLAGS]) == 0  # fmt: skip
+    assert seen, "no checkpoint was measured"
+    assert set(seen) <= set(tiny_prepared.eval_prompts)
+    assert not set(seen) & set(tiny_prepared.train_prompts)
