@@ -14,6 +14,10 @@ from harness_plugins.trl_support import check_online_config, check_online_data_p
 from harness.api import Policy, PolicyOptimizer, TrainContext, help_field
 
 
+#: TRL's default ε of the clipped surrogate
+EPSILON_DEFAULT = 0.2
+
+
 @dataclass
 class OnlineGroupConfig:
     batch_size: int = help_field("completions (episodes) sampled per generation round: prompts × --num-generations", 64)
@@ -22,11 +26,16 @@ class OnlineGroupConfig:
     num_iterations: int = help_field("passes over each round's completions (> 1 reuses samples off-policy, clipped)", 1)
     lr: float = help_field("AdamW learning rate, linearly decayed to 0 (tuned on the embedded benchmark: see the docstring)", 1e-4)
     beta: float = help_field("β: weight of the KL(π‖π_ref) penalty (0, --no-kl: none)", 0.05, aliases={"no_kl": 0.0})
-    epsilon: float = help_field("ε of the clipped surrogate", 0.2)
+    epsilon: float = help_field("ε of the clipped surrogate (with more than one AdamW step per round)", EPSILON_DEFAULT)
     max_grad_norm: float = help_field("clip the gradient norm to this", 1.0)
 
     def __post_init__(self):
         check_online_config(self)
+        if self.num_mini_batches * self.num_iterations == 1 and self.epsilon != EPSILON_DEFAULT:
+            # accepted and then ignored would be a silent no-op: one AdamW step per round leaves the policy that
+            # sampled the round unchanged when the loss is taken, so the clipped ratio is exactly 1
+            raise ValueError(f"--epsilon {self.epsilon:g} has no effect with one AdamW step per round (--num-mini-batches 1, "
+                             "--num-iterations 1): the ratio it clips is 1; take more steps per round, or leave --epsilon")  # fmt: skip
 
 
 class OnlineGroupOptimizer(PolicyOptimizer):

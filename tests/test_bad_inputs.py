@@ -243,6 +243,8 @@ CASES = [
     case("bset-leading-space", [*RUN, "--benchmark-set", "temperature= 1.0"], 2, r"temperature.*whitespace"),
     case("bset-control-character", [*RUN, "--benchmark-set", "policy_model=a\tb"], 2, r"policy_model.*control character"),
     case("flag-value-whitespace", [*RUN, "--algo", "ppo", "--lr", "0.001 "], 2, r"--lr.*whitespace"),
+    case("grpo-epsilon-ignored", [*RUN, "--algo", "grpo", "--num-mini-batches", "1", "--epsilon", "0.3"], 2, r"--epsilon 0\.3 has no effect"),
+    case("rloo-epsilon-ignored", [*RUN, "--algo", "rloo", "--num-mini-batches", "1", "--epsilon", "0.1"], 2, r"--epsilon 0\.1 has no effect"),
     case("dpo-label-smoothing-ignored", [*RUN, "--algo", "dpo", "--label-smoothing", "0.1"], 2, r"--label-smoothing 0\.1 is used only by --loss-type robust"),
     case("bset-no-equals", [*RUN, "--benchmark-set", "temperature"], 2, r"--benchmark-set.*key=value.*temperature"),
     case("bset-empty-key", [*RUN, "--benchmark-set", "=5"], 2, r"--benchmark-set"),
