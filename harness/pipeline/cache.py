@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
-from harness.fingerprint import source_fingerprint  # noqa: F401  (the stage keys' digest of local sources)
 from harness.processes import pid_alive
 
 CACHE_ENV = "HARNESS_CACHE_DIR"

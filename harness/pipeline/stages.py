@@ -28,8 +28,10 @@ from typing import Any
 import torch
 from transformers import GPT2LMHeadModel
 
+from harness.benchmark_config import BenchmarkConfig, judge_heads
 from harness.config import config_hash
 from harness.errors import UsageError
+from harness.fingerprint import source_fingerprint
 from harness.lm import (
     LMShape,
     TrainSettings,
@@ -41,8 +43,7 @@ from harness.lm import (
     train_causal_lm,
     train_tokenizer,
 )
-from harness.pipeline.cache import DONE, StageCache, source_fingerprint
-from harness.benchmark_config import BenchmarkConfig, judge_heads
+from harness.pipeline.cache import DONE, StageCache
 from harness.pipeline.judge import Judge
 from harness.rollout import GenerationSettings
 

@@ -32,9 +32,9 @@ from harness.api import (
 from harness.api.budget import already_counted
 from harness.config import config_dict, config_hash, help_field
 from harness.errors import UsageError
+from harness.fingerprint import source_fingerprint
 from harness.lm import items_rollout, load_causal_lm, load_pretrained_tokenizer, sample_rollout
 from harness.pipeline.annotator import AnnotatedItem, annotated_preferences
-from harness.pipeline.cache import source_fingerprint
 from harness.pipeline.stages import PreparedBenchmark
 
 #: bump when fitting or the held-out RM metrics change (fits are deterministic: same weights)

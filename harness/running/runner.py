@@ -32,15 +32,7 @@ from harness.api import Budget, Policy, RunInfo
 from harness.errors import Terminated
 from harness.running.checkpoints import CheckpointSchedule
 from harness.running.evaluation import evaluate, stored_samples
-from harness.running.training import (  # noqa: F401
-    _check_finite,
-    check_finite,
-    gold_along_training,
-    same_weights,
-    seed_everything,
-    train_metered,
-    training_context,
-)
+from harness.running.training import check_finite, gold_along_training, seed_everything, train_metered, training_context
 from harness.running.workspace import Workspace, resolve_device  # noqa: F401  (their old home)
 from harness.specs import RunPlan, RunSpec, as_plan, spec_of
 from harness.specs.manifest import manifest
@@ -229,7 +221,7 @@ class RunLog:
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self.record(step, metrics)
-        _check_finite(step, metrics)
+        check_finite(step, metrics)
         self.schedule.after_log(step, self.ctx.model)  # weights only: measured after training, out of the optimizer's reach
 
 

@@ -45,8 +45,6 @@ def check_finite(step: int, metrics: dict[str, float]) -> None:
             raise NonFiniteError(f"{key} is {value} at step {step}")
 
 
-_check_finite = check_finite  # the old name
-
 
 def train_metered(algorithm, ctx: TrainContext) -> Policy:
     """``algorithm.train(ctx)`` under the budget's meter: every sample the toolkit's samplers draw
